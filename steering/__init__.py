@@ -1,0 +1,1 @@
+"""steering package."""
