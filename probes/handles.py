@@ -1,0 +1,497 @@
+"""Model handles: one small protocol over a loaded causal LM, three adapters.
+
+A handle exposes the tokenizer, ``n_layers``, ``d_model``, a :class:`Fingerprint`, and
+one primitive, :meth:`ModelHandle.run`: a forward pass that can *read* residual
+activations at Sites (optionally only at chosen positions), *edit* them, stop after
+the last layer it needs, and carry a KV cache. Extraction, steering, the sampler and
+the hybrid decoder all go through ``run``.
+
+Adapters:
+
+- :class:`HFHandle` — a plain ``transformers`` model, torch hooks (the fast path).
+- :class:`NNsightHandle` — an nnsight ``TransformersModel``; every pass is a trace.
+- :class:`TLHandle` — a TransformerLens 4 ``TransformerBridge``; hook points by name.
+
+:func:`wrap` accepts any of those objects (or a local checkpoint path) and returns the
+matching handle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .sites import (
+    Site,
+    as_sites,
+    decoder_layers_path,
+    hidden_from,
+    exec_order,
+    replace_hidden,
+)
+
+Edit = Callable[[torch.Tensor], torch.Tensor]
+"""An edit maps the residual at a site, shape (batch, seq, d_model), to its new value."""
+
+BACKENDS = ("hf", "nnsight", "transformerlens")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies a model for the purpose of reusing vectors and activations.
+
+    ``weights`` is a SHA-256 over every parameter's name, shape and a strided sample of
+    its values, so a fine-tuned checkpoint of the same architecture differs.
+    ``name`` is informational and not compared.
+    """
+
+    architecture: str
+    n_layers: int
+    d_model: int
+    vocab_size: int
+    weights: str
+    name: str = ""
+
+    def matches(self, other: Fingerprint) -> bool:
+        a, b = asdict(self), asdict(other)
+        a.pop("name")
+        b.pop("name")
+        return a == b
+
+    def describe(self) -> str:
+        label = f"{self.name} " if self.name else ""
+        return (
+            f"{label}[{self.architecture}, {self.n_layers} layers, d_model {self.d_model}, "
+            f"weights {self.weights[:12]}]"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Fingerprint:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def fingerprint_of(model: torch.nn.Module, n_layers: int, d_model: int) -> Fingerprint:
+    """Fingerprint a torch model: architecture, sizes and a sampled hash of the weights."""
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            flat = p.detach().reshape(-1)
+            step = max(1, flat.numel() // 4096)
+            sample = flat[::step][:4096].to("cpu", torch.float32).contiguous()
+            h.update(name.encode())
+            h.update(str(tuple(p.shape)).encode())
+            h.update(sample.numpy().tobytes())
+    cfg = getattr(model, "config", None)
+    arch = (getattr(cfg, "architectures", None) or [type(model).__name__])[0]
+    vocab = int(getattr(cfg, "vocab_size", 0) or 0)
+    name = str(getattr(cfg, "_name_or_path", "") or "")
+    return Fingerprint(arch, n_layers, d_model, vocab, h.hexdigest(), name)
+
+
+@dataclass
+class RunOutput:
+    """What :meth:`ModelHandle.run` returns."""
+
+    logits: torch.Tensor | None
+    acts: dict[Site, torch.Tensor] = field(default_factory=dict)
+    past_key_values: Any = None
+
+
+class _Stop(Exception):
+    """Raised inside a hook to end a forward pass after the last site it needs."""
+
+
+def default_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip left padding: ``cumsum(mask) - 1`` (pads get 0)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class ModelHandle:
+    """Common protocol. Subclasses implement :meth:`_forward`."""
+
+    backend: str = ""
+
+    def __init__(self, hf_model: torch.nn.Module, tokenizer: Any) -> None:
+        if tokenizer is None:
+            raise ValueError(
+                "this model has no tokenizer: pass tokenizer=... (the handle needs one to "
+                "encode text and align spans)"
+            )
+        self.model = hf_model
+        self.tokenizer = tokenizer
+        cfg = hf_model.config
+        self.n_layers = int(cfg.num_hidden_layers)
+        self.d_model = int(cfg.hidden_size)
+        self.vocab_size = int(cfg.vocab_size)
+        self.layers_path = decoder_layers_path(hf_model, self.n_layers)
+        self._fingerprint: Fingerprint | None = None
+        if getattr(tokenizer, "pad_token_id", None) is None:
+            eos = getattr(tokenizer, "eos_token", None)
+            if eos is None:
+                raise ValueError("the tokenizer has neither a pad nor an eos token: set one")
+            tokenizer.pad_token = eos
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> Fingerprint:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_of(self.model, self.n_layers, self.d_model)
+        return self._fingerprint
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.fingerprint.describe()})"
+
+    def sites(self, kind: str = "resid_post") -> list[Site]:
+        """Every site of one kind in this model."""
+        return [Site(layer, kind) for layer in range(self.n_layers)]  # type: ignore[arg-type]
+
+    def check_site(self, site: Site | str) -> Site:
+        return Site.parse(site).check(self.n_layers)
+
+    def check_vector(self, v: torch.Tensor, what: str = "vector") -> None:
+        if v.shape[-1] != self.d_model:
+            raise ValueError(
+                f"{what} has width {v.shape[-1]} but this model's d_model is {self.d_model}: "
+                "use a vector fitted on this model"
+            )
+
+    # -- encoding ---------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], add_special_tokens: bool = True) -> dict:
+        """Tokenize with left padding (the sampler and extraction share this)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            raise ValueError("no texts to encode")
+        tok = self.tokenizer
+        old = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = tok(list(texts), return_tensors="pt", padding=True,
+                      add_special_tokens=add_special_tokens)
+        finally:
+            tok.padding_side = old
+        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    # -- the one primitive ------------------------------------------------------------
+    def run(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        read: Sequence[Site | str] = (),
+        index: tuple[torch.Tensor, torch.Tensor] | None = None,
+        edits: Mapping[Site | str, Edit] | None = None,
+        stop_early: bool = False,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+    ) -> RunOutput:
+        """One forward pass.
+
+        read: sites whose residual is returned in ``acts`` (after any edit at that site).
+        index: ``(rows, cols)`` — return only those positions, shape (N, d_model), so memory
+            grows with the positions asked for, not with sequence x layers.
+        edits: site -> function applied to the residual there.
+        stop_early: end the pass after the last site in ``read`` (no logits then).
+        """
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}")
+        if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+            raise ValueError("empty input: give at least one token in one row")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if position_ids is None:
+            if past_key_values is not None:
+                raise ValueError("with past_key_values, pass position_ids for the new tokens")
+            position_ids = default_position_ids(attention_mask)
+        reads = as_sites(read, self.n_layers) if read else []
+        edit_map = {Site.parse(s).check(self.n_layers): f for s, f in (edits or {}).items()}
+        if stop_early and not reads:
+            raise ValueError("stop_early needs at least one site to read")
+        return self._forward(
+            input_ids, attention_mask, position_ids, reads, index, edit_map,
+            max(reads, key=exec_order) if stop_early else None, past_key_values, use_cache,
+        )
+
+    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
+                 past_key_values, use_cache) -> RunOutput:
+        raise NotImplementedError
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               edits: Mapping[Site | str, Edit] | None = None) -> torch.Tensor:
+        """Logits of a plain (optionally edited) forward pass."""
+        with torch.no_grad():
+            out = self.run(input_ids, attention_mask, edits=edits)
+        assert out.logits is not None
+        return out.logits
+
+
+def _gather(h: torch.Tensor, index) -> torch.Tensor:
+    if index is None:
+        return h.detach()
+    rows, cols = index
+    return h[rows, cols].detach()
+
+
+# -- Hugging Face (torch hooks) -------------------------------------------------------
+
+
+class HFHandle(ModelHandle):
+    """A plain ``transformers`` causal LM driven with torch hooks."""
+
+    backend = "hf"
+
+    def layer_module(self, layer: int) -> torch.nn.Module:
+        mod = self.model
+        for part in self.layers_path.split("."):
+            mod = getattr(mod, part)
+        return mod[layer]
+
+    @contextmanager
+    def hooks(self, edits: Mapping[Site, Edit], reads: Sequence[Site] = (), index=None,
+              stop_site: Site | None = None, acts: dict | None = None):
+        """Register edit/read hooks for the duration of the block; always removed."""
+        handles = []
+        sites = sorted(set(edits) | set(reads))
+
+        def apply(site: Site, h: torch.Tensor) -> torch.Tensor:
+            if site in edits:
+                h = edits[site](h)
+            if site in reads and acts is not None:
+                acts[site] = _gather(h, index)
+            return h
+
+        try:
+            for site in sites:
+                mod = self.layer_module(site.layer)
+                if site.kind == "resid_pre":
+                    def pre(module, args, kwargs, site=site):
+                        if args:
+                            h = apply(site, args[0])
+                            args = (h, *args[1:])
+                        else:
+                            kwargs["hidden_states"] = apply(site, kwargs["hidden_states"])
+                        if site == stop_site:
+                            raise _Stop
+                        return args, kwargs
+                    handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
+                else:
+                    def post(module, args, output, site=site):
+                        new = apply(site, hidden_from(output))
+                        if site == stop_site:
+                            raise _Stop
+                        return replace_hidden(output, new)
+                    handles.append(mod.register_forward_hook(post))
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
+                 past_key_values, use_cache) -> RunOutput:
+        acts: dict[Site, torch.Tensor] = {}
+        with self.hooks(edits, reads, index, stop_site, acts):
+            try:
+                out = self.model(
+                    input_ids=input_ids, attention_mask=attention_mask,
+                    position_ids=position_ids, past_key_values=past_key_values,
+                    use_cache=use_cache,
+                )
+            except _Stop:
+                return RunOutput(None, acts, past_key_values)
+        return RunOutput(out.logits, acts, out.past_key_values if use_cache else None)
+
+
+# -- nnsight ------------------------------------------------------------------------
+
+
+class NNsightHandle(ModelHandle):
+    """An nnsight ``TransformersModel``: reads and edits are done inside ``trace``."""
+
+    backend = "nnsight"
+
+    def __init__(self, nn_model: Any, tokenizer: Any = None, remote: bool = False) -> None:
+        self.nn = nn_model
+        self.remote = remote
+        super().__init__(nn_model._module, tokenizer or getattr(nn_model, "tokenizer", None))
+
+    def _envoy_layer(self, layer: int):
+        env = self.nn
+        for part in self.layers_path.split("."):
+            env = getattr(env, part)
+        return env[layer]
+
+    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
+                 past_key_values, use_cache) -> RunOutput:
+        saved: dict[Site, Any] = {}
+        logits = None
+        kwargs = dict(attention_mask=attention_mask, position_ids=position_ids,
+                      past_key_values=past_key_values, use_cache=use_cache)
+        # nnsight requires touching modules in execution order.
+        sites = sorted(set(edits) | set(reads), key=exec_order)
+        with self.nn.trace(input_ids, remote=self.remote, **kwargs) as tracer:
+            for site in sites:
+                env = self._envoy_layer(site.layer)
+                if site.kind == "resid_pre":
+                    h = env.input
+                    if site in edits:
+                        env.input = edits[site](h)
+                        h = env.input
+                else:
+                    h = env.output
+                    if isinstance(h, tuple):  # older transformers return tuples
+                        h0 = h[0]
+                        if site in edits:
+                            env.output = (edits[site](h0), *h[1:])
+                        h = env.output[0]
+                    elif site in edits:
+                        env.output = edits[site](h)
+                        h = env.output
+                if site in reads:
+                    saved[site] = _gather(h, index).save()
+                if site == stop_site:
+                    tracer.stop()
+            if stop_site is None:
+                out = self.nn.output.save()
+        acts = {s: v for s, v in saved.items()}
+        if stop_site is None:
+            logits = out.logits
+        return RunOutput(logits, acts, past_key_values if use_cache else None)
+
+
+# -- TransformerLens (TransformerBridge) -----------------------------------------------
+
+
+class TLHandle(ModelHandle):
+    """A TransformerLens 4 ``TransformerBridge``: hook points named like Sites."""
+
+    backend = "transformerlens"
+
+    def __init__(self, bridge: Any, tokenizer: Any = None) -> None:
+        self.bridge = bridge
+        super().__init__(bridge.original_model, tokenizer or getattr(bridge, "tokenizer", None))
+
+    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
+                 past_key_values, use_cache) -> RunOutput:
+        acts: dict[Site, torch.Tensor] = {}
+        hooks = []
+        for site in sorted(set(edits) | set(reads)):
+            def fn(h, hook, site=site):
+                if site in edits:
+                    h = edits[site](h)
+                if site in reads:
+                    acts[site] = _gather(h, index)
+                return h
+            hooks.append((site.name, fn))
+        kwargs: dict[str, Any] = dict(attention_mask=attention_mask, position_ids=position_ids)
+        if past_key_values is not None or use_cache:
+            kwargs.update(past_key_values=past_key_values, use_cache=use_cache)
+        if stop_site is not None:
+            kwargs["stop_at_layer"] = stop_site.layer + 1
+        with self.bridge.hooks(fwd_hooks=hooks):
+            out = self.bridge(input_ids, return_type="logits" if stop_site is None else None,
+                              **kwargs)
+        logits = out if stop_site is None else None
+        return RunOutput(logits, acts, past_key_values if use_cache else None)
+
+
+# -- entry point -----------------------------------------------------------------------
+
+
+def _load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def load_hf(path: str | Path, device: str | None = None, dtype: torch.dtype | None = None,
+            device_map: str | None = None):
+    """Load a local (or cached) checkpoint with transformers; never downloads when offline."""
+    from transformers import AutoModelForCausalLM
+
+    p = Path(path)
+    if not p.exists() and not str(path).count("/") == 1:
+        raise ValueError(
+            f"no checkpoint at {path!r}: give a local folder with config.json and weights "
+            "(or a hub id such as 'Qwen/Qwen2.5-Math-1.5B' on a machine that can download)"
+        )
+    kwargs: dict[str, Any] = {}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    if device is not None and device_map is None:
+        model = model.to(device)
+    model.eval()
+    return model, _load_tokenizer(path)
+
+
+def wrap(model: Any, tokenizer: Any = None, backend: str | None = None, *,
+         device: str | None = None, dtype: torch.dtype | None = None,
+         device_map: str | None = None, remote: bool = False) -> ModelHandle:
+    """Return a handle for a HF model, nnsight model, TransformerBridge, handle or path.
+
+    ``backend`` picks the adapter when ``model`` is a path (default ``"hf"``) or
+    re-wraps a HF model (``"nnsight"``, ``"transformerlens"``).
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if isinstance(model, ModelHandle):
+        if backend is None or backend == model.backend:
+            return model
+        return wrap(model.model, model.tokenizer, backend, remote=remote)
+    if isinstance(model, (str, Path)):
+        hf, tok = load_hf(model, device=device, dtype=dtype, device_map=device_map)
+        return wrap(hf, tokenizer or tok, backend or "hf", remote=remote)
+    cls = type(model).__name__
+    mod = type(model).__module__
+    if mod.startswith("nnsight"):
+        return NNsightHandle(model, tokenizer, remote=remote)
+    if cls == "TransformerBridge":
+        return TLHandle(model, tokenizer)
+    if isinstance(model, torch.nn.Module) and hasattr(model, "config"):
+        if backend in (None, "hf"):
+            return HFHandle(model, tokenizer)
+        if tokenizer is None:
+            path = getattr(model.config, "_name_or_path", "")
+            tokenizer = _load_tokenizer(path) if path and Path(path).exists() else None
+        if backend == "nnsight":
+            from nnsight.modeling.transformers import TransformersModel
+
+            return NNsightHandle(TransformersModel(model, tokenizer=tokenizer), tokenizer,
+                                 remote=remote)
+        from transformer_lens.model_bridge import TransformerBridge
+
+        path = getattr(model.config, "_name_or_path", "")
+        if not path or not Path(path).exists():
+            raise ValueError(
+                "the TransformerLens bridge boots from a checkpoint folder: save the model "
+                "with save_pretrained(path) and pass the path with backend='transformerlens'"
+            )
+        bridge = TransformerBridge.boot_transformers(
+            path, device=str(next(model.parameters()).device), hf_model=model, tokenizer=tokenizer
+        )
+        return TLHandle(bridge, tokenizer)
+    raise TypeError(
+        f"cannot wrap a {cls}: pass a transformers PreTrainedModel, an nnsight "
+        "TransformersModel, a TransformerLens TransformerBridge, or a checkpoint path"
+    )
+
+
+def config_summary(handle: ModelHandle) -> str:
+    return json.dumps(handle.fingerprint.to_dict())
