@@ -32,8 +32,8 @@ from .sites import (
     Site,
     as_sites,
     decoder_layers_path,
-    hidden_from,
     exec_order,
+    hidden_from,
     replace_hidden,
 )
 
@@ -180,11 +180,17 @@ class ModelHandle:
         old = tok.padding_side
         tok.padding_side = "left"
         try:
-            enc = tok(list(texts), return_tensors="pt", padding=True,
-                      add_special_tokens=add_special_tokens)
+            enc = tok(
+                list(texts),
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=add_special_tokens,
+            )
         finally:
             tok.padding_side = old
-        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        return {
+            k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")
+        }
 
     # -- the one primitive ------------------------------------------------------------
     def run(
@@ -223,16 +229,37 @@ class ModelHandle:
         if stop_early and not reads:
             raise ValueError("stop_early needs at least one site to read")
         return self._forward(
-            input_ids, attention_mask, position_ids, reads, index, edit_map,
-            max(reads, key=exec_order) if stop_early else None, past_key_values, use_cache,
+            input_ids,
+            attention_mask,
+            position_ids,
+            reads,
+            index,
+            edit_map,
+            max(reads, key=exec_order) if stop_early else None,
+            past_key_values,
+            use_cache,
         )
 
-    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
-                 past_key_values, use_cache) -> RunOutput:
+    def _forward(
+        self,
+        input_ids,
+        attention_mask,
+        position_ids,
+        reads,
+        index,
+        edits,
+        stop_site,
+        past_key_values,
+        use_cache,
+    ) -> RunOutput:
         raise NotImplementedError
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               edits: Mapping[Site | str, Edit] | None = None) -> torch.Tensor:
+    def logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        edits: Mapping[Site | str, Edit] | None = None,
+    ) -> torch.Tensor:
         """Logits of a plain (optionally edited) forward pass."""
         with torch.no_grad():
             out = self.run(input_ids, attention_mask, edits=edits)
@@ -262,8 +289,14 @@ class HFHandle(ModelHandle):
         return mod[layer]
 
     @contextmanager
-    def hooks(self, edits: Mapping[Site, Edit], reads: Sequence[Site] = (), index=None,
-              stop_site: Site | None = None, acts: dict | None = None):
+    def hooks(
+        self,
+        edits: Mapping[Site, Edit],
+        reads: Sequence[Site] = (),
+        index=None,
+        stop_site: Site | None = None,
+        acts: dict | None = None,
+    ):
         """Register edit/read hooks for the duration of the block; always removed."""
         handles = []
         sites = sorted(set(edits) | set(reads))
@@ -279,6 +312,7 @@ class HFHandle(ModelHandle):
             for site in sites:
                 mod = self.layer_module(site.layer)
                 if site.kind == "resid_pre":
+
                     def pre(module, args, kwargs, site=site):
                         if args:
                             h = apply(site, args[0])
@@ -288,27 +322,42 @@ class HFHandle(ModelHandle):
                         if site == stop_site:
                             raise _Stop
                         return args, kwargs
+
                     handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
                 else:
+
                     def post(module, args, output, site=site):
                         new = apply(site, hidden_from(output))
                         if site == stop_site:
                             raise _Stop
                         return replace_hidden(output, new)
+
                     handles.append(mod.register_forward_hook(post))
             yield
         finally:
             for h in handles:
                 h.remove()
 
-    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
-                 past_key_values, use_cache) -> RunOutput:
+    def _forward(
+        self,
+        input_ids,
+        attention_mask,
+        position_ids,
+        reads,
+        index,
+        edits,
+        stop_site,
+        past_key_values,
+        use_cache,
+    ) -> RunOutput:
         acts: dict[Site, torch.Tensor] = {}
         with self.hooks(edits, reads, index, stop_site, acts):
             try:
                 out = self.model(
-                    input_ids=input_ids, attention_mask=attention_mask,
-                    position_ids=position_ids, past_key_values=past_key_values,
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    past_key_values=past_key_values,
                     use_cache=use_cache,
                 )
             except _Stop:
@@ -335,12 +384,26 @@ class NNsightHandle(ModelHandle):
             env = getattr(env, part)
         return env[layer]
 
-    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
-                 past_key_values, use_cache) -> RunOutput:
+    def _forward(
+        self,
+        input_ids,
+        attention_mask,
+        position_ids,
+        reads,
+        index,
+        edits,
+        stop_site,
+        past_key_values,
+        use_cache,
+    ) -> RunOutput:
         saved: dict[Site, Any] = {}
         logits = None
-        kwargs = dict(attention_mask=attention_mask, position_ids=position_ids,
-                      past_key_values=past_key_values, use_cache=use_cache)
+        kwargs = dict(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+        )
         # nnsight requires touching modules in execution order.
         sites = sorted(set(edits) | set(reads), key=exec_order)
         with self.nn.trace(input_ids, remote=self.remote, **kwargs) as tracer:
@@ -385,17 +448,29 @@ class TLHandle(ModelHandle):
         self.bridge = bridge
         super().__init__(bridge.original_model, tokenizer or getattr(bridge, "tokenizer", None))
 
-    def _forward(self, input_ids, attention_mask, position_ids, reads, index, edits, stop_site,
-                 past_key_values, use_cache) -> RunOutput:
+    def _forward(
+        self,
+        input_ids,
+        attention_mask,
+        position_ids,
+        reads,
+        index,
+        edits,
+        stop_site,
+        past_key_values,
+        use_cache,
+    ) -> RunOutput:
         acts: dict[Site, torch.Tensor] = {}
         hooks = []
         for site in sorted(set(edits) | set(reads)):
+
             def fn(h, hook, site=site):
                 if site in edits:
                     h = edits[site](h)
                 if site in reads:
                     acts[site] = _gather(h, index)
                 return h
+
             hooks.append((site.name, fn))
         kwargs: dict[str, Any] = dict(attention_mask=attention_mask, position_ids=position_ids)
         if past_key_values is not None or use_cache:
@@ -403,8 +478,9 @@ class TLHandle(ModelHandle):
         if stop_site is not None:
             kwargs["stop_at_layer"] = stop_site.layer + 1
         with self.bridge.hooks(fwd_hooks=hooks):
-            out = self.bridge(input_ids, return_type="logits" if stop_site is None else None,
-                              **kwargs)
+            out = self.bridge(
+                input_ids, return_type="logits" if stop_site is None else None, **kwargs
+            )
         logits = out if stop_site is None else None
         return RunOutput(logits, acts, past_key_values if use_cache else None)
 
@@ -418,8 +494,12 @@ def _load_tokenizer(path: str | Path):
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def load_hf(path: str | Path, device: str | None = None, dtype: torch.dtype | None = None,
-            device_map: str | None = None):
+def load_hf(
+    path: str | Path,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    device_map: str | None = None,
+):
     """Load a local (or cached) checkpoint with transformers; never downloads when offline."""
     from transformers import AutoModelForCausalLM
 
@@ -441,9 +521,16 @@ def load_hf(path: str | Path, device: str | None = None, dtype: torch.dtype | No
     return model, _load_tokenizer(path)
 
 
-def wrap(model: Any, tokenizer: Any = None, backend: str | None = None, *,
-         device: str | None = None, dtype: torch.dtype | None = None,
-         device_map: str | None = None, remote: bool = False) -> ModelHandle:
+def wrap(
+    model: Any,
+    tokenizer: Any = None,
+    backend: str | None = None,
+    *,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    device_map: str | None = None,
+    remote: bool = False,
+) -> ModelHandle:
     """Return a handle for a HF model, nnsight model, TransformerBridge, handle or path.
 
     ``backend`` picks the adapter when ``model`` is a path (default ``"hf"``) or
@@ -473,8 +560,9 @@ def wrap(model: Any, tokenizer: Any = None, backend: str | None = None, *,
         if backend == "nnsight":
             from nnsight.modeling.transformers import TransformersModel
 
-            return NNsightHandle(TransformersModel(model, tokenizer=tokenizer), tokenizer,
-                                 remote=remote)
+            return NNsightHandle(
+                TransformersModel(model, tokenizer=tokenizer), tokenizer, remote=remote
+            )
         from transformer_lens.model_bridge import TransformerBridge
 
         path = getattr(model.config, "_name_or_path", "")

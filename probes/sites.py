@@ -40,9 +40,7 @@ class Site:
         if self.layer < 0:
             raise ValueError(f"Site layer must be >= 0, got {self.layer}")
         if self.kind not in SITE_KINDS:
-            raise ValueError(
-                f"unknown site kind {self.kind!r}: use one of {', '.join(SITE_KINDS)}"
-            )
+            raise ValueError(f"unknown site kind {self.kind!r}: use one of {', '.join(SITE_KINDS)}")
 
     @property
     def name(self) -> str:
