@@ -1,0 +1,168 @@
+"""Labelled traces: text with strategy-labelled character spans, aligned to tokens once.
+
+Alignment rule: a span covers every token whose character range overlaps it. A span
+may start or end inside a token only where the part of that token outside the span is
+whitespace (BPE tokenizers glue the leading space to the next word: `` Wait``); any
+other cut through a token cannot be aligned and raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled character range ``[start, end)`` of a trace's text."""
+
+    start: int
+    end: int
+    label: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label, str) or not self.label:
+            raise ValueError(f"span label must be a non-empty string, got {self.label!r}")
+        if self.start < 0 or self.end <= self.start:
+            raise ValueError(
+                f"span [{self.start}, {self.end}) for {self.label!r} is empty or negative: "
+                "give 0 <= start < end"
+            )
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    """A span aligned to tokens: ``[start, end)`` token indices into ``input_ids``."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass
+class LabeledTrace:
+    """One trace: ``text`` (or ``token_ids``) and its labelled spans.
+
+    ``scored_from`` is the character (or token, with ``token_ids``) offset where the part
+    of the trace that counts for the "rest" baseline begins, e.g. the end of the prompt.
+    With ``token_ids`` given instead of text, spans are token ranges already.
+    """
+
+    text: str | None = None
+    spans: list[Span] = field(default_factory=list)
+    token_ids: list[int] | None = None
+    scored_from: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (self.token_ids is None):
+            raise ValueError("give a LabeledTrace either text or token_ids (exactly one)")
+        n = len(self.text) if self.text is not None else len(self.token_ids or [])
+        if n == 0:
+            raise ValueError("empty trace: text/token_ids has no content")
+        self.spans = [s if isinstance(s, Span) else Span(*s) for s in self.spans]
+        for s in self.spans:
+            if s.end > n:
+                unit = "characters" if self.text is not None else "tokens"
+                raise ValueError(
+                    f"span [{s.start}, {s.end}) for {s.label!r} lies outside the trace "
+                    f"({n} {unit}): fix the offsets"
+                )
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({s.label for s in self.spans})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "token_ids": self.token_ids,
+            "spans": [[s.start, s.end, s.label] for s in self.spans],
+            "scored_from": self.scored_from,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabeledTrace:
+        return cls(
+            text=d.get("text"),
+            token_ids=d.get("token_ids"),
+            spans=[Span(*s) for s in d.get("spans", [])],
+            scored_from=d.get("scored_from", 0),
+            meta=d.get("meta", {}),
+        )
+
+
+@dataclass
+class AlignedTrace:
+    """A trace tokenized once: ids, and spans in token indices."""
+
+    input_ids: list[int]
+    spans: list[TokenSpan]
+    scored_from: int  # token index
+
+
+def data_hash(traces: Sequence[LabeledTrace]) -> str:
+    """SHA-256 of the traces' content: records which data a vector was fitted on."""
+    h = hashlib.sha256()
+    for t in traces:
+        h.update(json.dumps(t.to_dict(), sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _is_blank(s: str) -> bool:
+    return s.strip() == ""
+
+
+def align(trace: LabeledTrace, tokenizer: Any, add_special_tokens: bool = True) -> AlignedTrace:
+    """Tokenize a trace and map its character spans to token spans."""
+    if trace.token_ids is not None:
+        spans = [TokenSpan(s.start, s.end, s.label) for s in trace.spans]
+        return AlignedTrace(list(trace.token_ids), spans, trace.scored_from)
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(
+            "this tokenizer gives no character offsets (it is not a 'fast' tokenizer): "
+            "load it with AutoTokenizer.from_pretrained(..., use_fast=True), or pass "
+            "LabeledTrace(token_ids=..., spans=token ranges)"
+        )
+    text = trace.text
+    assert text is not None
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
+    ids: list[int] = enc["input_ids"]
+    offsets: list[tuple[int, int]] = [tuple(o) for o in enc["offset_mapping"]]
+    # special tokens come back as (0, 0): they cover no text
+    real = [i for i, (a, b) in enumerate(offsets) if b > a]
+
+    def first_token_at_or_after(ch: int) -> int:
+        for i in real:
+            if offsets[i][1] > ch:
+                return i
+        return len(ids)
+
+    out: list[TokenSpan] = []
+    for s in trace.spans:
+        toks = [i for i in real if offsets[i][0] < s.end and offsets[i][1] > s.start]
+        if not toks:
+            raise ValueError(
+                f"span [{s.start}, {s.end}) {s.label!r} ({text[s.start : s.end]!r}) covers no "
+                "token: check the offsets"
+            )
+        a, b = toks[0], toks[-1]
+        head = text[offsets[a][0] : s.start]
+        tail = text[s.end : offsets[b][1]]
+        if head and not _is_blank(head) or tail and not _is_blank(tail):
+            tok_text = text[offsets[a][0] : offsets[b][1]]
+            raise ValueError(
+                f"span [{s.start}, {s.end}) {s.label!r} cuts through a token "
+                f"({tok_text!r}): move the span boundaries to token boundaries"
+            )
+        out.append(TokenSpan(a, b + 1, s.label))
+    scored = first_token_at_or_after(trace.scored_from) if trace.scored_from else 0
+    return AlignedTrace(ids, out, scored)
+
+
+def collect_labels(traces: Iterable[LabeledTrace]) -> list[str]:
+    return sorted({s.label for t in traces for s in t.spans})
