@@ -85,6 +85,8 @@ def fingerprint_of(model: torch.nn.Module, n_layers: int, d_model: int) -> Finge
     h = hashlib.sha256()
     with torch.no_grad():
         for name, p in model.named_parameters():
+            # TransformerBridge wraps submodules in place; hash the original names
+            name = name.replace("._original_component", "")
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)
             sample = flat[::step][:4096].to("cpu", torch.float32).contiguous()
