@@ -1,0 +1,597 @@
+"""Answer extraction and equivalence checking for GSM8K- and MATH-style problems.
+
+The checker is the verifiable reward of RLVR experiments, so it errs on the side of
+rejecting: a prediction counts as correct only when it matches the reference as a
+normalised string, as an exact number (or a float within a relative tolerance of 1e-6),
+or, when sympy is importable, as a symbolic expression whose difference simplifies to 0.
+Nothing here raises on malformed model output: an unparseable answer is simply not
+equivalent.
+
+sympy is optional. Without it, :func:`is_equiv` falls back to string and number
+comparison, so expressions such as ``\\frac{\\sqrt{2}}{2}`` vs ``\\frac{1}{\\sqrt{2}}`` are
+then judged different.
+
+Model output is never passed to ``eval``: LaTeX is translated into a restricted expression
+language (numbers, operators, single-letter variables and a short list of functions) and
+anything else is rejected before sympy's parser sees it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+__all__ = ["extract_answer", "normalize_answer", "is_equiv", "verify"]
+
+# --------------------------------------------------------------------------- extraction
+
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOXED_BARE_RE = re.compile(r"\\boxed\s+([^\s${}]+)")
+_FINAL_RE = re.compile(
+    r"(?:final\s+answer\s*(?:\*\*)?\s*(?::|is\b)|the\s+(?:final\s+)?answer\s+is\b\s*:?)"
+    r"\s*(?:\*\*)?[ \t]*\n?[ \t]*([^\n]+)",
+    re.IGNORECASE,
+)
+_GSM8K_RE = re.compile(r"####\s*([^\n]+)")
+_NUMBER_RE = re.compile(r"(?:(?<![\w)\]}])-)?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_LEADING_NUMBER_RE = re.compile(r"^(?:\\\$|\$)?\s*-?\d[\d,]*(?:\.\d+)?(?:\s*\\?%)?")
+
+
+def _balanced(text: str, open_index: int) -> int | None:
+    """Index just past the brace group opening at ``text[open_index] == "{"``, or None."""
+    depth = 0
+    i = open_index
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "{}":
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def _last_boxed(text: str) -> str | None:
+    """Content of the last complete ``\\boxed{...}`` (nested braces allowed), or None."""
+    best: tuple[int, str] | None = None
+    for match in reversed(list(_BOXED_RE.finditer(text))):
+        close = _balanced(text, match.end() - 1)
+        if close is not None:
+            best = (match.start(), text[match.end() : close - 1])
+            break
+    bare = list(_BOXED_BARE_RE.finditer(text))
+    if bare and (best is None or bare[-1].start() > best[0]):
+        return bare[-1].group(1)
+    return None if best is None else best[1]
+
+
+def _clean_phrase_answer(raw: str) -> str:
+    """Tidy the text captured after "The answer is" / "Final answer:"."""
+    s = raw.strip().strip("*").strip()
+    s = re.sub(r"^\\\[|\\\]$", "", s).strip()
+    s = re.sub(r"^\\\(|\\\)\.?$", "", s).strip()
+    boxed = _last_boxed(s)
+    if boxed is not None:
+        return boxed.strip()
+    s = s.rstrip(" .;!").strip("*").strip()
+    # "42 because ..." / "18 apples in total": keep the leading number when prose follows.
+    lead = _LEADING_NUMBER_RE.match(s)
+    if lead and lead.end() < len(s):
+        rest = s[lead.end() :]
+        if re.match(r"\s+[A-Za-z]{2,}", rest) and not re.match(r"\s*[=+\-*/^\\]", rest):
+            return lead.group(0).strip()
+    if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
+        s = s.strip("$").strip()
+    return s
+
+
+def extract_answer(text: str) -> str | None:
+    """Pull the final answer out of a model completion or a reference solution.
+
+    Tried in order: the last complete ``\\boxed{...}`` (nested braces allowed), the text
+    after the last "Final answer:" / "The answer is", the GSM8K marker ``#### 42``, and
+    finally the last number in the text. Returns None when none of these is present.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}; pass the text")
+    boxed = _last_boxed(text)
+    if boxed is not None and boxed.strip():
+        return boxed.strip()
+    finals = list(_FINAL_RE.finditer(text))
+    if finals:
+        cleaned = _clean_phrase_answer(finals[-1].group(1))
+        if cleaned:
+            return cleaned
+    marks = list(_GSM8K_RE.finditer(text))
+    if marks:
+        cleaned = marks[-1].group(1).strip()
+        if cleaned:
+            return cleaned
+    numbers = _NUMBER_RE.findall(text)
+    return numbers[-1] if numbers else None
+
+
+# ------------------------------------------------------------------------ normalisation
+
+_UNIT_WORDS = (
+    "dollars?|cents?|usd|euros?|pounds?|lbs?|ounces?|oz|grams?|kilograms?|kg|mg|tons?|"
+    "centimeters?|centimetres?|millimeters?|millimetres?|kilometers?|kilometres?|meters?|"
+    "metres?|cm|mm|km|inch(?:es)?|in|feet|foot|ft|yards?|yd|miles?|mi|"
+    "hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|months?|years?|"
+    "liters?|litres?|ml|gallons?|gal|cups?|mph|kph|km/h|degrees?|units?"
+)
+# Trailing units after a number (or a closing brace); one-letter units need a space: "5 m".
+_UNIT_RE = re.compile(
+    rf"(?:(?<=[\d}}])\s*(?:square\s+|sq\.?\s*|cubic\s+)?(?:{_UNIT_WORDS})|(?<=\d)\s+[mgshl])"
+    r"(?:\s*\^\{?[23]\}?|[\u00b2\u00b3])?\.?$",
+    re.IGNORECASE,
+)
+_TEXT_CMD_RE = re.compile(
+    r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mbox|operatorname)\s*"
+    r"\{([^{}]*)\}"
+)
+_LHS_RE = re.compile(r"^\s*\\?[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?\s*$")
+_DECIMAL_RE = re.compile(r"(?<![\d.])(\d+)\.(\d*)(?![\d.])")
+_THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
+
+
+def _brace_arg(s: str, i: int) -> tuple[str, int] | None:
+    """Read one TeX argument at ``s[i:]`` (skipping spaces): ``{...}``, ``\\cmd`` or a char."""
+    while i < len(s) and s[i] == " ":
+        i += 1
+    if i >= len(s):
+        return None
+    if s[i] == "{":
+        close = _balanced(s, i)
+        if close is None:
+            return None
+        return s[i + 1 : close - 1], close
+    if s[i] == "\\":
+        m = re.match(r"\\[A-Za-z]+", s[i:])
+        if m:
+            return m.group(0), i + m.end()
+        return None
+    if s[i] in "}^_":
+        return None
+    return s[i], i + 1
+
+
+def _brace_commands(s: str) -> str:
+    """Give ``\\frac`` and ``\\sqrt`` explicit braces: ``\\frac12`` -> ``\\frac{1}{2}``."""
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        m = re.match(r"\\(frac|sqrt)(?![A-Za-z])", s[i:])
+        if not m:
+            out.append(s[i])
+            i += 1
+            continue
+        name = m.group(1)
+        j = i + m.end()
+        prefix = "\\" + name
+        if name == "sqrt" and j < len(s) and s[j] == "[":
+            close = s.find("]", j)
+            if close == -1:
+                out.append(s[i:])
+                break
+            prefix += s[j : close + 1]
+            j = close + 1
+        args: list[str] = []
+        for _ in range(2 if name == "frac" else 1):
+            arg = _brace_arg(s, j)
+            if arg is None:
+                break
+            args.append(_brace_commands(arg[0]))
+            j = arg[1]
+        if len(args) != (2 if name == "frac" else 1):
+            out.append(s[i:])
+            break
+        out.append(prefix + "".join("{" + a + "}" for a in args))
+        i = j
+    return "".join(out)
+
+
+def _strip_whitespace(s: str) -> str:
+    """Drop whitespace, keeping one space where it ends a command (``\\pi r``)."""
+
+    def repl(m: re.Match[str]) -> str:
+        before = s[max(0, m.start() - 30) : m.start()]
+        after = s[m.end() : m.end() + 1]
+        if re.search(r"\\[A-Za-z]+$", before) and after.isalpha():
+            return " "
+        return ""
+
+    return re.sub(r"\s+", repl, s)
+
+
+def _trim_decimal(m: re.Match[str]) -> str:
+    whole, frac = m.group(1), m.group(2).rstrip("0")
+    return whole if not frac else f"{whole}.{frac}"
+
+
+def normalize_answer(s: str) -> str:
+    """Canonical string form of an answer, for comparison.
+
+    Strips ``$``/``\\$``, math delimiters, ``\\text{...}`` wrappers (keeping the content),
+    ``\\left``/``\\right``, TeX spacing (``\\!``, ``\\,``, ...), degree signs, percent signs,
+    trailing unit words ("dollars", "cm", "hours", ...), thousands separators, a leading
+    ``x =``, whitespace and trailing periods; rewrites ``\\dfrac``/``\\tfrac`` as ``\\frac``,
+    gives ``\\frac``/``\\sqrt`` explicit braces, trims trailing decimal zeros
+    ("2.50" -> "2.5", "3.0" -> "3") and turns a plain ``a/b`` into ``\\frac{a}{b}``.
+    Percent is dropped, so "50\\%" normalises to "50" (the MATH convention).
+    """
+    if not isinstance(s, str):
+        raise TypeError(f"normalize_answer expects a str, got {type(s).__name__}; pass the text")
+    s = s.strip()
+    if "\\boxed" in s or "\\fbox" in s:
+        inner = _last_boxed(s)
+        if inner is not None:
+            s = inner.strip()
+    s = s.replace("\u2212", "-").replace("\u2013", "-").replace("\u00a0", " ")
+    s = s.replace("\\$", "").replace("$", "")
+    s = re.sub(r"\\[()\[\]]", "", s)
+    s = s.replace("\\displaystyle", "")
+    s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])", "", s)
+    s = re.sub(r"\\(?:qquad|quad)(?![A-Za-z])", " ", s)
+    s = re.sub(r"\\[!,;: ]", " ", s)
+    s = s.replace("~", " ")
+    s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
+    prev = None
+    while prev != s:
+        prev = s
+        s = _TEXT_CMD_RE.sub(lambda m: " " + m.group(1) + " ", s)
+    s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?", "", s)
+    s = re.sub(r"\\(?:circ|degree)(?![A-Za-z])|\u00b0", "", s)
+    s = re.sub(r"\\?%|\s+percent\b", "", s, flags=re.IGNORECASE)
+    s = s.replace("{,}", ",")
+    s = s.strip().rstrip(".").strip()
+    prev = None
+    while prev != s:
+        prev = s
+        s = _UNIT_RE.sub("", s).strip()
+    if s.count("=") == 1:
+        lhs, rhs = s.split("=")
+        if _LHS_RE.match(lhs) and rhs.strip():
+            s = rhs.strip()
+    if not s.startswith(("(", "[")):
+        s = _THOUSANDS_RE.sub(lambda m: m.group(0).replace(",", ""), s)
+    s = _strip_whitespace(s)
+    s = _brace_commands(s)
+    s = re.sub(r"(?<![\d}])\.(\d)", r"0.\1", s)
+    s = _DECIMAL_RE.sub(_trim_decimal, s)
+    if re.fullmatch(r"\+\d.*", s):
+        s = s[1:]
+    m = re.fullmatch(r"(-?)(\d+)/(\d+)", s)
+    if m:
+        s = f"{m.group(1)}\\frac{{{m.group(2)}}}{{{m.group(3)}}}"
+    if s.startswith("{") and _balanced(s, 0) == len(s):
+        s = s[1:-1]
+    m = re.fullmatch(r"\(([A-Ea-e])\)", s)
+    if m:
+        s = m.group(1).upper()
+    if s in ("-0", "+0"):
+        s = "0"
+    return s
+
+
+# ----------------------------------------------------------------------- equivalence
+
+_NUM_PATTERNS: tuple[tuple[re.Pattern[str], bool], ...] = (
+    (re.compile(r"-?\d+"), True),
+    (re.compile(r"-?\d*\.\d+"), False),
+    (re.compile(r"-?\d+(?:\.\d+)?[eE][-+]?\d+"), False),
+)
+_FRAC_RE = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
+
+
+def _to_number(s: str) -> tuple[Fraction, bool] | None:
+    """Parse a plain number; returns (value, exact) where exact means no decimal point."""
+    for pattern, exact in _NUM_PATTERNS:
+        if pattern.fullmatch(s):
+            try:
+                return Fraction(s), exact
+            except (ValueError, ZeroDivisionError):
+                return None
+    m = _FRAC_RE.fullmatch(s)
+    if m and int(m.group(3)) != 0:
+        value = Fraction(int(m.group(2)), int(m.group(3)))
+        return (-value if m.group(1) else value), True
+    return None
+
+
+def _split_top_level(s: str) -> list[str]:
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(s):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(s[start:i])
+            start = i + 1
+    parts.append(s[start:])
+    return parts
+
+
+def _as_sequence(s: str) -> tuple[str, str, list[str]] | None:
+    """Split a tuple/interval/set/list into (open, close, items), or None for one value."""
+    for open_, close in (("\\{", "\\}"), ("(", ")"), ("[", "]"), ("[", ")"), ("(", "]")):
+        if s.startswith(open_) and s.endswith(close) and len(s) > len(open_) + len(close):
+            inner = s[len(open_) : len(s) - len(close)]
+            parts = _split_top_level(inner)
+            if len(parts) > 1 or open_ == "\\{":
+                depth_ok = all(p.count("(") == p.count(")") for p in parts)
+                if depth_ok:
+                    return open_, close, parts
+    parts = _split_top_level(s)
+    if len(parts) > 1:
+        return "", "", parts
+    return None
+
+
+_FUNCS = {
+    "sqrt": "sqrt",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "cot": "cot",
+    "sec": "sec",
+    "csc": "csc",
+    "arcsin": "asin",
+    "arccos": "acos",
+    "arctan": "atan",
+    "ln": "log",
+    "log": "log",
+    "exp": "exp",
+}
+_SYMBOLS = {
+    "pi": "pi",
+    "infty": "oo",
+    "cdot": "*",
+    "times": "*",
+    "div": "/",
+    "alpha": "alpha",
+    "beta": "beta",
+    "gamma": "gamma",
+    "theta": "theta",
+    "phi": "phi",
+}
+_ALLOWED_NAMES = frozenset(
+    {"sqrt", "pi", "oo", "log", "exp", "binomial", "sin", "cos", "tan", "cot", "sec", "csc"}
+    | {"asin", "acos", "atan", "alpha", "beta", "gamma", "theta", "phi"}
+)
+
+
+class _Untranslatable(ValueError):
+    """LaTeX that the restricted translator does not handle."""
+
+
+def _latex_to_expr(s: str) -> str:
+    """Translate normalised LaTeX into a restricted sympy-parsable expression string."""
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch == "\\":
+            m = re.match(r"\\([A-Za-z]+)", s[i:])
+            if not m:
+                raise _Untranslatable(s)
+            name = m.group(1)
+            j = i + m.end()
+            if name == "frac" or name == "binom":
+                a = _brace_arg(s, j)
+                b = _brace_arg(s, a[1]) if a else None
+                if a is None or b is None:
+                    raise _Untranslatable(s)
+                num, den = _latex_to_expr(a[0]), _latex_to_expr(b[0])
+                if name == "frac":
+                    out.append(f"(({num})/({den}))")
+                else:
+                    out.append(f"binomial({num},{den})")
+                i = b[1]
+            elif name == "sqrt":
+                index = None
+                if j < len(s) and s[j] == "[":
+                    close = s.find("]", j)
+                    if close == -1:
+                        raise _Untranslatable(s)
+                    index = _latex_to_expr(s[j + 1 : close])
+                    j = close + 1
+                arg = _brace_arg(s, j)
+                if arg is None:
+                    raise _Untranslatable(s)
+                body = _latex_to_expr(arg[0])
+                out.append(f"(({body})**(1/({index})))" if index else f"sqrt({body})")
+                i = arg[1]
+            elif name in _FUNCS:
+                out.append(f" {_FUNCS[name]}")
+                i = j
+            elif name in _SYMBOLS:
+                out.append(f" {_SYMBOLS[name]} ")
+                i = j
+            else:
+                raise _Untranslatable(s)
+        elif ch == "{":
+            out.append("(")
+            i += 1
+        elif ch == "}":
+            out.append(")")
+            i += 1
+        elif ch == "^":
+            out.append("**")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _split_names(expr: str) -> str:
+    """Write unknown multi-letter names as products of letters: ``xy`` -> ``x*y``."""
+
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(0)
+        if name in _ALLOWED_NAMES or not name.isalpha() or len(name) == 1:
+            return name
+        return "(" + "*".join(name) + ")"
+
+    return re.sub(r"[A-Za-z_][A-Za-z_0-9]*", repl, expr)
+
+
+def _safe_expr(expr: str) -> bool:
+    """Whether a translated expression uses only the restricted vocabulary."""
+    if len(expr) > 300 or "__" in expr or re.search(r"[^\w\s+\-*/().,=]", expr):
+        return False
+    for name in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", expr):
+        if name not in _ALLOWED_NAMES and not re.fullmatch(r"[A-Za-z](?:_\d+)?", name):
+            return False
+    for exponent in re.findall(r"\*\*\s*\(?\s*(\d+)", expr):
+        if int(exponent) > 1000:
+            return False
+    return True
+
+
+def _sympy_equiv(a: str, b: str) -> bool:
+    """Symbolic equivalence with sympy, or False when sympy is absent or a parse fails."""
+    try:
+        import sympy
+        from sympy.parsing.sympy_parser import (
+            convert_xor,
+            implicit_multiplication_application,
+            parse_expr,
+            standard_transformations,
+        )
+    except ImportError:
+        return False
+    try:
+        ea, eb = _split_names(_latex_to_expr(a)), _split_names(_latex_to_expr(b))
+    except _Untranslatable:
+        return False
+    if not (_safe_expr(ea) and _safe_expr(eb)):
+        return False
+    if ea.count("=") != eb.count("=") or ea.count("=") > 1:
+        return False
+    names = [*"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+    names += ["alpha", "beta", "gamma", "theta", "phi"]
+    letters = {c: sympy.Symbol(c) for c in names}
+    transformations = (*standard_transformations, implicit_multiplication_application, convert_xor)
+
+    def parse(expr: str) -> sympy.Expr:
+        if "=" in expr:
+            lhs, rhs = expr.split("=")
+            return parse(lhs) - parse(rhs)
+        return parse_expr(expr, local_dict=dict(letters), transformations=transformations)
+
+    try:
+        xa, xb = parse(ea), parse(eb)
+        if not (isinstance(xa, sympy.Expr) and isinstance(xb, sympy.Expr)):
+            return False
+        candidates = [xa - xb]
+        if "=" in ea:
+            candidates.append(xa + xb)
+        for diff in candidates:
+            if diff == 0:
+                return True
+            if not (xa.free_symbols or xb.free_symbols):
+                value = complex(sympy.N(diff, 30))
+                scale = max(abs(complex(sympy.N(xa, 30))), abs(complex(sympy.N(xb, 30))), 1e-300)
+                if abs(value) <= 1e-6 * scale:
+                    return True
+            elif sympy.simplify(diff) == 0:
+                return True
+        return False
+    except Exception:  # noqa: BLE001 - any parse/simplify failure means "not shown equal"
+        return False
+
+
+def _coerce(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"is_equiv got a bool for {name}; pass the answer as a str")
+    if isinstance(value, int | float | Fraction):
+        return str(value)
+    raise TypeError(f"is_equiv expects str or None for {name}, got {type(value).__name__}")
+
+
+def _equiv_normalised(a: str, b: str, depth: int = 0) -> bool:
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    na, nb = _to_number(a), _to_number(b)
+    if na is not None and nb is not None:
+        (va, exact_a), (vb, exact_b) = na, nb
+        if va == vb:
+            return True
+        if exact_a and exact_b:
+            return False
+        return math.isclose(float(va), float(vb), rel_tol=1e-6, abs_tol=0.0)
+    if depth < 2:
+        sa, sb = _as_sequence(a), _as_sequence(b)
+        if sa is not None or sb is not None:
+            if sa is None or sb is None or sa[:2] != sb[:2] or len(sa[2]) != len(sb[2]):
+                return False
+            items_a = [normalize_answer(x) for x in sa[2]]
+            items_b = [normalize_answer(x) for x in sb[2]]
+            if sa[0] in ("", "\\{"):  # bare lists and sets: order does not matter
+                remaining = list(items_b)
+                for item in items_a:
+                    hit = next(
+                        (
+                            k
+                            for k, r in enumerate(remaining)
+                            if _equiv_normalised(item, r, depth + 1)
+                        ),
+                        None,
+                    )
+                    if hit is None:
+                        return False
+                    remaining.pop(hit)
+                return True
+            return all(_equiv_normalised(x, y, depth + 1) for x, y in zip(items_a, items_b))
+    return _sympy_equiv(a, b)
+
+
+def is_equiv(pred: str | None, ref: str | None) -> bool:
+    """Whether a predicted answer matches a reference answer.
+
+    Compares normalised strings (:func:`normalize_answer`), then numbers (integers and
+    fractions exactly via :class:`fractions.Fraction`; anything written with a decimal
+    point within a relative tolerance of 1e-6), then tuples/intervals element-wise (sets and
+    bare comma lists in any order), then, when sympy is importable, symbolically. A missing
+    answer (None or empty) never matches. Never raises on unparseable text.
+    """
+    p, r = _coerce(pred, "pred"), _coerce(ref, "ref")
+    if p is None or r is None:
+        return False
+    return _equiv_normalised(normalize_answer(p), normalize_answer(r))
+
+
+def verify(completion: str, reference: str) -> float:
+    """Verifiable reward: 1.0 if the completion's extracted answer matches the reference.
+
+    The reference may be a bare answer ("42", "\\frac{1}{2}") or a solution containing
+    ``\\boxed{...}`` or a GSM8K ``#### 42`` line, from which the answer is extracted.
+    """
+    if not isinstance(completion, str):
+        raise TypeError(
+            f"verify expects the completion as a str, got {type(completion).__name__}; "
+            "decode token ids to text first"
+        )
+    if not isinstance(reference, str):
+        raise TypeError(
+            f"verify expects the reference as a str, got {type(reference).__name__}; "
+            "convert it with str() first"
+        )
+    if "\\boxed" in reference or "####" in reference:
+        reference = extract_answer(reference) or reference
+    return 1.0 if is_equiv(extract_answer(completion), reference) else 0.0
