@@ -52,9 +52,16 @@ def main() -> None:
     from conftest import CHARS, char_tokenizer
 
     tok = char_tokenizer()
-    cfg = LlamaConfig(vocab_size=4 + len(CHARS), hidden_size=256, intermediate_size=1024,
-                      num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8,
-                      max_position_embeddings=args.seq + 8, pad_token_id=0)
+    cfg = LlamaConfig(
+        vocab_size=4 + len(CHARS),
+        hidden_size=256,
+        intermediate_size=1024,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        max_position_embeddings=args.seq + 8,
+        pad_token_id=0,
+    )
     model = LlamaForCausalLM(cfg).eval()
     h = probes.wrap(model, tok)
 
@@ -70,7 +77,7 @@ def main() -> None:
     aligned = [probes.align(t, tok) for t in traces]
     T = max(len(a.input_ids) for a in aligned)
     ids = torch.tensor([a.input_ids + [0] * (T - len(a.input_ids)) for a in aligned])
-    mask = (torch.arange(T)[None] < torch.tensor([len(a.input_ids) for a in aligned])[:, None])
+    mask = torch.arange(T)[None] < torch.tensor([len(a.input_ids) for a in aligned])[:, None]
     mask = mask.long()
     n_pos = sum(len(a.spans) for a in aligned)
 
@@ -80,8 +87,10 @@ def main() -> None:
 
     def ours(sites):
         def go():
-            probes.extract(h, traces, sites, "decision", batch_size=args.batch, rest=False,
-                           progress=False)
+            probes.extract(
+                h, traces, sites, "decision", batch_size=args.batch, rest=False, progress=False
+            )
+
         return go
 
     late = [Site(1), Site(3)]
@@ -100,22 +109,29 @@ def main() -> None:
             _, cache = bridge.run_with_cache(ids, attention_mask=mask)
         cache_bytes["all"] = sum(v.numel() * v.element_size() for v in cache.values())
 
-    results = timed_round_robin({
-        "plain HF forward": plain,
-        "ours: 2 sites (layers 1, 3), decision": ours(late),
-        "ours: 2 sites (layers 0, 1), decision": ours(early),
-        "TransformerLens run_with_cache (all hooks)": tl_cache,
-    }, args.repeats)
+    results = timed_round_robin(
+        {
+            "plain HF forward": plain,
+            "ours: 2 sites (layers 1, 3), decision": ours(late),
+            "ours: 2 sites (layers 0, 1), decision": ours(early),
+            "TransformerLens run_with_cache (all hooks)": tl_cache,
+        },
+        args.repeats,
+    )
 
     base = results["plain HF forward"]
-    print(f"model: Llama 4 layers, d_model 256; batch {args.batch} x {T} tokens; "
-          f"{n_pos} decision positions; {args.threads} threads; median of {args.repeats}")
+    print(
+        f"model: Llama 4 layers, d_model 256; batch {args.batch} x {T} tokens; "
+        f"{n_pos} decision positions; {args.threads} threads; median of {args.repeats}"
+    )
     print(f"{'method':46s} {'seconds':>9s} {'x plain':>8s}")
     for k, v in results.items():
         print(f"{k:46s} {v:9.4f} {v / base:8.2f}")
     ours_bytes = n_pos * 2 * 256 * 4
-    print(f"activation memory kept: ours {ours_bytes / 1e6:.2f} MB (positions x sites x d_model)"
-          f" vs run_with_cache {cache_bytes['all'] / 1e6:.1f} MB (batch x seq x every hook)")
+    print(
+        f"activation memory kept: ours {ours_bytes / 1e6:.2f} MB (positions x sites x d_model)"
+        f" vs run_with_cache {cache_bytes['all'] / 1e6:.1f} MB (batch x seq x every hook)"
+    )
     print("targets: ours(late) <= 1.05x plain; ours(early) < 1x; ours faster than run_with_cache")
 
 

@@ -18,7 +18,9 @@ matching handle.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
@@ -136,6 +138,9 @@ class ModelHandle:
         self.d_model = int(cfg.hidden_size)
         self.vocab_size = int(cfg.vocab_size)
         self.layers_path = decoder_layers_path(hf_model, self.n_layers)
+        # transformers >= 5.2x names the KV-cache argument ``cache`` (``past_key_values`` before)
+        params = inspect.signature(hf_model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._fingerprint: Fingerprint | None = None
         if getattr(tokenizer, "pad_token_id", None) is None:
             eos = getattr(tokenizer, "eos_token", None)
@@ -269,6 +274,16 @@ class ModelHandle:
         return out.logits
 
 
+def _new_cache(model: torch.nn.Module):
+    """An empty transformers ``DynamicCache`` for ``model`` (sliding-window aware when possible)."""
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config)
+    except TypeError:  # transformers < 4.56 takes no config
+        return DynamicCache()
+
+
 def _gather(h: torch.Tensor, index) -> torch.Tensor:
     if index is None:
         return h.detach()
@@ -359,12 +374,13 @@ class HFHandle(ModelHandle):
                     input_ids=input_ids,
                     attention_mask=attention_mask,
                     position_ids=position_ids,
-                    past_key_values=past_key_values,
                     use_cache=use_cache,
+                    **{self._cache_kwarg: past_key_values},
                 )
             except _Stop:
                 return RunOutput(None, acts, past_key_values)
-        return RunOutput(out.logits, acts, out.past_key_values if use_cache else None)
+        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+        return RunOutput(out.logits, acts, cache if use_cache else None)
 
 
 # -- nnsight ------------------------------------------------------------------------
@@ -400,6 +416,8 @@ class NNsightHandle(ModelHandle):
     ) -> RunOutput:
         saved: dict[Site, Any] = {}
         logits = None
+        if use_cache and past_key_values is None:  # a cache the caller gets back, filled
+            past_key_values = _new_cache(self.model)
         kwargs = dict(
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -476,7 +494,15 @@ class TLHandle(ModelHandle):
             hooks.append((site.name, fn))
         kwargs: dict[str, Any] = dict(attention_mask=attention_mask, position_ids=position_ids)
         if past_key_values is not None or use_cache:
-            kwargs.update(past_key_values=past_key_values, use_cache=use_cache)
+            if past_key_values is None:
+                past_key_values = _new_cache(self.model)
+            kwargs.update(past_key_values=past_key_values, use_cache=True)
+            if "cache" in inspect.signature(self.model.forward).parameters:
+                # The bridge's attention reads its cache from ``past_key_values`` or
+                # ``layer_past``, but transformers >= 5 hands layers ``cache=``: without this
+                # the cache stays empty and cached decoding silently ignores the context.
+                kwargs["layer_past"] = past_key_values
+            before = past_key_values.get_seq_length()
         if stop_site is not None:
             kwargs["stop_at_layer"] = stop_site.layer + 1
         with self.bridge.hooks(fwd_hooks=hooks):
@@ -484,6 +510,14 @@ class TLHandle(ModelHandle):
                 input_ids, return_type="logits" if stop_site is None else None, **kwargs
             )
         logits = out if stop_site is None else None
+        if past_key_values is not None and stop_site is None:
+            grown = past_key_values.get_seq_length() - before
+            if grown != input_ids.shape[1]:
+                raise RuntimeError(
+                    f"the TransformerLens bridge grew the KV cache by {grown} tokens for "
+                    f"{input_ids.shape[1]} new ones: cached decoding is broken with this "
+                    "transformers/transformer-lens pair; decode without a cache (use_cache=False)"
+                )
         return RunOutput(logits, acts, past_key_values if use_cache else None)
 
 
@@ -491,8 +525,19 @@ class TLHandle(ModelHandle):
 
 
 def _load_tokenizer(path: str | Path):
-    from transformers import AutoTokenizer
+    """The tokenizer saved in a checkpoint folder.
 
+    A plain ``tokenizers`` tokenizer (e.g. the organism's character tokenizer) is loaded as
+    such: ``AutoTokenizer`` would pick the architecture's default class (for Qwen2 one
+    that drops spaces) instead of what was saved.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg = Path(path) / "tokenizer_config.json"
+    if cfg.exists():
+        cls = json.loads(cfg.read_text()).get("tokenizer_class")
+        if cls in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+            return PreTrainedTokenizerFast.from_pretrained(str(path))
     return AutoTokenizer.from_pretrained(str(path))
 
 
@@ -574,7 +619,11 @@ def wrap(
                 "with save_pretrained(path) and pass the path with backend='transformerlens'"
             )
         bridge = TransformerBridge.boot_transformers(
-            path, device=str(next(model.parameters()).device), hf_model=model, tokenizer=tokenizer
+            # the bridge rewires the modules it is given: hand it a copy, not the user's model
+            path,
+            device=str(next(model.parameters()).device),
+            hf_model=copy.deepcopy(model),
+            tokenizer=tokenizer,
         )
         return TLHandle(bridge, tokenizer)
     raise TypeError(

@@ -1,1 +1,10 @@
-"""steering package."""
+"""steering: the write side — steer with fitted vectors through the one generation loop.
+
+``Steer(vectors, coef, positions, op)`` adds (or ablates) vectors at sites and chosen
+positions; pass it as ``controller=`` to :func:`rlvr.sampling.sample`, or wrap plain
+forward passes with ``with steer.applied(handle): ...``.
+"""
+
+from .steer import OPS, POSITIONS, Steer
+
+__all__ = ["OPS", "POSITIONS", "Steer"]

@@ -142,3 +142,17 @@ def _tok():
     from conftest import char_tokenizer
 
     return char_tokenizer()
+
+
+def test_saved_character_tokenizer_is_loaded_as_saved(model_dir):
+    # AutoTokenizer would pick Qwen2's own tokenizer class for a qwen2 folder
+    h = probes.wrap(model_dir("qwen2"))
+    ids = h.tokenizer("ab cd", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 5 and h.tokenizer.decode(ids) == "ab cd"
+
+
+def test_transformerlens_adapter_leaves_the_users_model_alone(model_dir):
+    hf = probes.wrap(model_dir("llama"))
+    before = [n for n, _ in hf.model.named_modules()]
+    probes.wrap(hf.model, hf.tokenizer, backend="transformerlens")
+    assert [n for n, _ in hf.model.named_modules()] == before

@@ -1,0 +1,710 @@
+"""The one generation loop: batched, KV-cached sampling with seeds, stop strings and controllers.
+
+pass@k evaluation, steering and the hybrid decoder all sample through :func:`sample`.
+It sits in the bottom layer (``rlvr``) and imports neither ``probes`` nor ``steering``:
+the model is duck-typed. Give it either
+
+- a *handle* — any object with ``.tokenizer`` and ``.run(input_ids, attention_mask, *,
+  edits=None, position_ids=None, past_key_values=None, use_cache=False)`` returning an
+  object with ``.logits`` (``probes.wrap(...)`` gives one for HF, nnsight and
+  TransformerLens models); controllers may edit the residual stream through it; or
+- a plain Hugging Face causal LM plus ``tokenizer=`` — sampling and ``select``
+  controllers work; residual edits need a handle.
+
+How a batch is decoded
+----------------------
+Rows are the prompts repeated ``n`` times (row ``i * n + j`` is sample ``j`` of prompt
+``i``), cut into batches of ``batch_size`` rows. Prompts are left-padded; position ids
+are ``cumsum(attention_mask) - 1``, so padding never shifts a row's positions (this is
+also what GPT-2's absolute position embeddings need). Step 0 is the prefill of the
+prompts; every later step feeds one new token per row through a transformers
+``DynamicCache`` (``use_cache=False`` re-runs the whole sequence every step instead: the
+slow reference the cached loop is tested against). A row is *done* after the eos token,
+after a stop string, or after ``max_new_tokens``; done rows get padding (attention mask
+0), finished rows are dropped from the batch (and the cache) as they accumulate, and the
+loop ends when every row is done.
+
+Positions: a row whose prompt has ``L`` real tokens holds its prompt at absolute
+positions ``0 .. L-1`` and its ``t``-th generated token (0-based) at ``L + t``. The
+residual at position ``p`` is what predicts token ``p + 1``, so generated token ``t`` is
+read off the logits at position ``L + t - 1`` — the last prompt position for ``t = 0``.
+
+Randomness: ``temperature=0`` is greedy (ties go to the lowest token id). Otherwise
+tokens are drawn by inverse-CDF sampling from ``softmax(logits / temperature)``
+(restricted to the top-``p`` nucleus when ``top_p < 1``) with one uniform number per
+(prompt, sample, step), computed by a counter-based hash of ``(seed, i, j, t)``. So the
+same seed gives the same samples, the draws do not depend on ``batch_size`` nor on
+which other rows share a batch, and asking for more samples (larger ``n``) keeps the
+first ones. The only way a batch can still matter is through float differences in the
+logits themselves (different padding or batch shapes can change the last bits of a
+matmul); on CPU with eager attention the tests find them bit-identical, and greedy
+decoding is tested to be independent of ``batch_size``.
+
+Log-probs: ``Samples.logprobs[r][t]`` is ``log_softmax(logits)[token]`` of the forward
+that chose token ``t`` — temperature 1, no top-p truncation, *with* the controller's
+edits in place (steered logits when steering). A token replaced by ``select`` gets its
+log-prob under the same distribution.
+
+The controller protocol
+-----------------------
+A controller is any object with some of these methods (missing ones are no-ops); pass
+one, or a list that is applied in order:
+
+``setup(model)``
+    Called once, before anything runs, with the model/handle given to :func:`sample`:
+    validate sites and vector widths here and raise early.
+``edits(step, ctx) -> Mapping[site, fn | None] | None``
+    Called before every forward (step 0 = the prefill, step ``t >= 1`` = one new token
+    per row). Each ``fn(h) -> h'`` edits the residual at that site for this forward only,
+    ``h`` of shape ``(batch, seq_of_this_call, d_model)``, aligned with
+    ``ctx.input_ids``/``ctx.position_ids``. Several controllers' edits at one site are
+    composed in list order.
+``select(step, logits, proposed, ctx) -> tokens | None``
+    Called after the forward with the last position's logits ``(batch, vocab)`` and the
+    sampled tokens ``(batch,)``; may return replacement tokens (a tensor or a list with
+    ``None`` for "keep"), e.g. a token emitted by another model.
+
+``callback(step, ctx)`` is a plain observer, called after each step's tokens are
+appended and ``ctx.done`` is updated. ``ctx`` is a :class:`StepContext`: the rows of
+the running batch with their ``prompt_index``/``sample_index``, this call's
+``input_ids``/``position_ids``, the full ``attention_mask`` (cache + this call), the
+tokens generated so far, ``done``, and ``extra`` — one dict per row that ends up in
+``Samples.extra`` (how a controller records per-row information, e.g. which vector
+fired when). An edit knows exactly which (row, absolute position) entries it touches
+from ``ctx.position_ids`` and ``ctx.valid``; that is what keeps position-targeted
+steering right under KV caching and left padding.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["Samples", "StepContext", "sample", "step_uniform"]
+
+FINISH_REASONS = ("stop", "eos", "length")
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    """Completions: one entry per row, rows ordered prompt by prompt (``i * n + j``).
+
+    ``token_ids`` are the generated tokens only (the eos token included when the row
+    ended on it; every token up to the one that completed a stop string when it ended on
+    a stop string). ``texts`` are decoded without special tokens and cut *before* the
+    first stop string. ``logprobs`` align with ``token_ids`` (see the module docstring).
+    ``finish_reasons`` are ``"stop"``, ``"eos"`` or ``"length"``. ``extra`` holds what
+    controllers recorded per row.
+    """
+
+    prompts: list[Any]
+    n: int
+    prompt_index: list[int]
+    sample_index: list[int]
+    token_ids: list[list[int]]
+    texts: list[str]
+    logprobs: list[list[float]]
+    finish_reasons: list[str]
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def by_prompt(self) -> list[list[str]]:
+        """Texts grouped per prompt: ``by_prompt()[i]`` holds the ``n`` samples of prompt i."""
+        out: list[list[str]] = [[] for _ in self.prompts]
+        for i, text in zip(self.prompt_index, self.texts):
+            out[i].append(text)
+        return out
+
+
+@dataclass
+class StepContext:
+    """What a controller sees at one step of one batch (rows of the running batch).
+
+    ``input_ids``/``position_ids``: this forward's tokens and absolute positions,
+    ``(batch, seq_of_this_call)``; ``attention_mask``: ``(batch, cached + this call)``;
+    ``prompt_lengths``: real prompt tokens per row; ``generated``: tokens generated so
+    far ``(batch, t)`` (padding after a row is done); ``done``: rows already finished
+    before this step (they are only padding now); ``logits``/``tokens``: this step's
+    last-position logits and chosen tokens, set once known; ``stepped``: rows that
+    generated a real token at this step (set with ``tokens``; in the callback ``done``
+    already includes rows that finished at this step).
+    """
+
+    step: int
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    prompt_lengths: torch.Tensor
+    generated: torch.Tensor
+    done: torch.Tensor
+    prompt_index: torch.Tensor
+    sample_index: torch.Tensor
+    extra: list[dict[str, Any]]
+    logits: torch.Tensor | None = None
+    tokens: torch.Tensor | None = None
+    stepped: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """(batch, seq) — real tokens of live rows in this call (not padding, not done)."""
+        s = self.input_ids.shape[1]
+        return self.attention_mask[:, -s:].bool() & ~self.done[:, None]
+
+    @property
+    def is_prompt(self) -> torch.Tensor:
+        """(batch, seq) — valid entries at prompt positions ``0 .. L-1``."""
+        return self.valid & (self.position_ids < self.prompt_lengths[:, None])
+
+    @property
+    def is_generated(self) -> torch.Tensor:
+        """(batch, seq) — valid entries at generated-token positions ``>= L``."""
+        return self.valid & (self.position_ids >= self.prompt_lengths[:, None])
+
+    @property
+    def deciding_position(self) -> torch.Tensor:
+        """(batch,) — the absolute position whose logits choose this step's token."""
+        return self.position_ids[:, -1]
+
+    @classmethod
+    def for_forward(
+        cls,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        prompt_lengths: torch.Tensor | Sequence[int] | None = None,
+    ) -> StepContext:
+        """A context for one plain (left-padded) forward pass, rows = prompts.
+
+        ``attention_mask`` may cover cached tokens too; ``position_ids`` default to
+        ``cumsum(mask) - 1`` over it. ``prompt_lengths`` (default: every real token is
+        prompt) marks positions ``>= L`` as generated, e.g. to score completions.
+        """
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be (batch, seq), got {tuple(input_ids.shape)}")
+        b, s = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if position_ids is None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -s:]
+        if prompt_lengths is None:
+            lengths = attention_mask.long().sum(-1)
+        else:
+            lengths = torch.as_tensor(prompt_lengths, dtype=torch.long, device=input_ids.device)
+            if lengths.shape != (b,):
+                raise ValueError(f"prompt_lengths needs one entry per row ({b})")
+        dev = input_ids.device
+        return cls(
+            step=0,
+            input_ids=input_ids,
+            position_ids=position_ids,
+            attention_mask=attention_mask,
+            prompt_lengths=lengths,
+            generated=torch.zeros(b, 0, dtype=torch.long, device=dev),
+            done=torch.zeros(b, dtype=torch.bool, device=dev),
+            prompt_index=torch.arange(b, device=dev),
+            sample_index=torch.zeros(b, dtype=torch.long, device=dev),
+            extra=[{} for _ in range(b)],
+        )
+
+
+# -- counter-based randomness ------------------------------------------------------------
+
+_M32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """``x * c mod 2**32`` for int64 ``x`` in [0, 2**32) without overflowing int64."""
+    lo, hi = c & 0xFFFF, c >> 16
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _M32
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """lowbias32 (C. Wellons): a well-mixed 32-bit integer hash, elementwise."""
+    x = x & _M32
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _row_keys(seed: int, prompt_index: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
+    s = torch.tensor([(seed & _M32) ^ ((seed >> 32) * 0x9E3779B9 & _M32)], dtype=torch.long)
+    k = _hash32(_hash32(s.to(prompt_index.device)) ^ prompt_index.long())
+    return _hash32(k ^ _hash32(sample_index.long() + 0x68E31DA4))
+
+
+def step_uniform(keys: torch.Tensor, step: int) -> torch.Tensor:
+    """One float32 in (0, 1) per row key for this step (23 bits, exact)."""
+    h = _hash32(keys ^ _hash32(torch.full_like(keys, step) + 0x1B56C4E9))
+    return ((h >> 9).float() + 0.5) / float(1 << 23)
+
+
+def _choose(
+    logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor
+) -> torch.Tensor:
+    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    vocab = probs.shape[-1]
+    if top_p < 1.0:
+        sp, order = probs.sort(-1, descending=True)
+        keep = (sp.cumsum(-1) - sp) < top_p  # the most likely token is always kept
+        cdf = (sp * keep).cumsum(-1)
+        k = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)
+        k = torch.minimum(k, keep.sum(-1, keepdim=True) - 1)
+        return order.gather(1, k).squeeze(1)
+    cdf = probs.cumsum(-1)
+    k = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=vocab - 1)
+    return k.squeeze(1)
+
+
+# -- the model ----------------------------------------------------------------------------
+
+
+class _Out:
+    __slots__ = ("logits", "past_key_values")
+
+    def __init__(self, logits, past_key_values):
+        self.logits = logits
+        self.past_key_values = past_key_values
+
+
+class _PlainHF:
+    """Drive a plain transformers causal LM with the handle's ``run`` signature (no edits)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    def run(
+        self,
+        input_ids,
+        attention_mask=None,
+        *,
+        edits=None,
+        position_ids=None,
+        past_key_values=None,
+        use_cache=False,
+    ):
+        if edits:
+            raise TypeError(
+                "this controller edits the residual stream, which needs a model handle: "
+                "sample(probes.wrap(model, tokenizer), ...) instead of a plain HF model"
+            )
+        kw = {self._cache_kw: past_key_values} if past_key_values is not None else {}
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=use_cache,
+            **kw,
+        )
+        return _Out(out.logits, past_key_values)
+
+
+def _as_runner(model: Any, tokenizer: Any):
+    if hasattr(model, "run") and hasattr(model, "tokenizer"):
+        if tokenizer is not None and tokenizer is not model.tokenizer:
+            raise ValueError("this handle has its own tokenizer: do not pass tokenizer=")
+        return model, _module_of(model)
+    if isinstance(model, torch.nn.Module) and hasattr(model, "config"):
+        if tokenizer is None:
+            raise ValueError("a plain Hugging Face model needs tokenizer=...")
+        return _PlainHF(model, tokenizer), model
+    raise TypeError(
+        f"cannot sample from a {type(model).__name__}: pass a model handle "
+        "(probes.wrap(...)) or a transformers causal LM with tokenizer=..."
+    )
+
+
+def _module_of(handle: Any) -> torch.nn.Module | None:
+    mod = getattr(handle, "model", None)
+    return mod if isinstance(mod, torch.nn.Module) else None
+
+
+def _new_cache(module: torch.nn.Module | None):
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=module.config) if module is not None else DynamicCache()
+    except TypeError:  # transformers < 4.56 takes no config
+        return DynamicCache()
+
+
+def _eos_ids(tokenizer: Any, module: torch.nn.Module | None, given) -> list[int]:
+    if given is not None:
+        return [int(given)] if isinstance(given, int) else [int(x) for x in given]
+    ids: set[int] = set()
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    gen = getattr(module, "generation_config", None)
+    e = getattr(gen, "eos_token_id", None)
+    if e is not None:
+        ids.update([int(e)] if isinstance(e, int) else [int(x) for x in e])
+    return sorted(ids)
+
+
+# -- controllers ---------------------------------------------------------------------------
+
+
+def _as_controllers(controller) -> list[Any]:
+    if controller is None:
+        return []
+    if isinstance(controller, (list, tuple)):
+        return [c for c in controller if c is not None]
+    return [controller]
+
+
+def _compose(f, g):
+    return lambda h: g(f(h))
+
+
+def _merged_edits(controllers, step: int, ctx: StepContext) -> dict:
+    merged: dict = {}
+    for c in controllers:
+        fn = getattr(c, "edits", None)
+        got = fn(step, ctx) if fn is not None else None
+        for site, edit in (got or {}).items():
+            if edit is None:
+                continue
+            merged[site] = _compose(merged[site], edit) if site in merged else edit
+    return merged
+
+
+def _as_tokens(sel, proposed: torch.Tensor) -> torch.Tensor:
+    if isinstance(sel, torch.Tensor):
+        out = sel.to(proposed.device, torch.long).reshape(-1)
+        if out.shape != proposed.shape:
+            raise ValueError(f"select returned {tuple(out.shape)} tokens for {len(proposed)} rows")
+        return out
+    sel = list(sel)
+    if len(sel) != len(proposed):
+        raise ValueError(f"select returned {len(sel)} tokens for {len(proposed)} rows")
+    out = proposed.clone()
+    for i, t in enumerate(sel):
+        if t is not None:
+            out[i] = int(t)
+    return out
+
+
+# -- prompts ---------------------------------------------------------------------------------
+
+
+def _encode_prompts(prompts, tokenizer, add_special_tokens: bool) -> tuple[list, list[list[int]]]:
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts to sample from")
+    if all(isinstance(p, str) for p in prompts):
+        enc = tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]
+        ids = [list(map(int, x)) for x in enc]
+    elif all(isinstance(p, (list, tuple)) or torch.is_tensor(p) for p in prompts):
+        ids = [[int(t) for t in p] for p in prompts]
+    else:
+        raise TypeError("prompts must all be strings or all be lists of token ids")
+    for i, x in enumerate(ids):
+        if not x:
+            raise ValueError(f"prompt {i} is empty after tokenization")
+    return prompts, ids
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[b, width - len(r) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def sample(
+    model: Any,
+    prompts: Sequence[str] | Sequence[Sequence[int]] | str,
+    *,
+    tokenizer: Any = None,
+    n: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 64,
+    stop: Sequence[str] | str = (),
+    seed: int = 0,
+    batch_size: int = 64,
+    controller: Any = None,
+    callback: Callable[[int, StepContext], None] | None = None,
+    progress: bool = True,
+    use_cache: bool = True,
+    eos_token_id: int | Sequence[int] | None = None,
+    add_special_tokens: bool = True,
+) -> Samples:
+    """Sample ``n`` completions per prompt; see the module docstring for every convention.
+
+    ``prompts`` are strings (tokenized with ``add_special_tokens``) or lists of token ids.
+    ``stop`` strings are matched on the decoded generated text; ``eos_token_id`` defaults
+    to the tokenizer's eos plus the model's ``generation_config`` eos ids (``[]``: never
+    stop at eos). ``controller``
+    is one controller or a list (protocol above); ``callback(step, ctx)`` observes.
+    ``use_cache=False`` re-runs the whole sequence each step (slow; a reference).
+    """
+    runner, module = _as_runner(model, tokenizer)
+    tok = runner.tokenizer
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    stops = [stop] if isinstance(stop, str) else list(stop)
+    if any(not isinstance(s, str) or not s for s in stops):
+        raise ValueError("stop strings must be non-empty strings")
+    pad_id = getattr(tok, "pad_token_id", None)
+    if pad_id is None:
+        pad_id = getattr(tok, "eos_token_id", None)
+    if pad_id is None:
+        raise ValueError("the tokenizer has neither a pad nor an eos token: set one")
+    eos = _eos_ids(tok, module, eos_token_id)
+    controllers = _as_controllers(controller)
+    for c in controllers:
+        if hasattr(c, "setup"):
+            c.setup(model)
+    prompt_list, prompt_ids = _encode_prompts(prompts, tok, add_special_tokens)
+    device = next(module.parameters()).device if module is not None else torch.device("cpu")
+
+    rows = [(i, j) for i in range(len(prompt_ids)) for j in range(n)]
+    token_ids: list[list[int]] = [[] for _ in rows]
+    logprobs: list[list[float]] = [[] for _ in rows]
+    finish: list[str] = ["length"] * len(rows)
+    extra: list[dict[str, Any]] = [{} for _ in rows]
+    cfg = dict(
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        stop=stops,
+        eos=eos,
+        pad_id=int(pad_id),
+        use_cache=use_cache,
+    )
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(prompt_ids), unit="prompt", desc="sampling", disable=not progress)
+    finished_prompts = 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                chunk = list(range(start, min(start + batch_size, len(rows))))
+                _run_batch(
+                    runner,
+                    module,
+                    tok,
+                    [prompt_ids[rows[r][0]] for r in chunk],
+                    [rows[r] for r in chunk],
+                    [extra[r] for r in chunk],
+                    controllers,
+                    callback,
+                    seed,
+                    device,
+                    cfg,
+                    out=(chunk, token_ids, logprobs, finish),
+                )
+                now = (chunk[-1] + 1) // n
+                bar.update(now - finished_prompts)
+                finished_prompts = now
+    finally:
+        bar.close()
+
+    texts = []
+    for r, ids in enumerate(token_ids):
+        text = tok.decode([t for t in ids if t not in eos], skip_special_tokens=True)
+        cut = _first_stop(text, stops)
+        if cut is not None:
+            text = text[:cut]
+            finish[r] = "stop"
+        texts.append(text)
+    return Samples(
+        prompts=prompt_list,
+        n=n,
+        prompt_index=[i for i, _ in rows],
+        sample_index=[j for _, j in rows],
+        token_ids=token_ids,
+        texts=texts,
+        logprobs=logprobs,
+        finish_reasons=finish,
+        extra=extra,
+        params=dict(
+            seed=seed,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stops,
+            max_new_tokens=max_new_tokens,
+        ),
+    )
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _run_batch(
+    runner,
+    module,
+    tok,
+    prompt_ids: list[list[int]],
+    rows: list[tuple[int, int]],
+    extra: list[dict],
+    controllers: list,
+    callback,
+    seed: int,
+    device,
+    cfg: dict,
+    out,
+) -> None:
+    chunk, token_ids, logprobs, finish = out
+    pad_id, eos, stops = cfg["pad_id"], cfg["eos"], cfg["stop"]
+    max_new, use_cache = cfg["max_new_tokens"], cfg["use_cache"]
+    ids, am = _left_pad(prompt_ids, pad_id, device)
+    B, P = ids.shape
+    prompt_index = torch.tensor([i for i, _ in rows], device=device)
+    sample_index = torch.tensor([j for _, j in rows], device=device)
+    keys = _row_keys(seed, prompt_index, sample_index)
+    eos_t = torch.tensor(eos, dtype=torch.long, device=device)
+    stop_window = 2 * max((len(s) for s in stops), default=0) + 8
+
+    # Per batch row (all B): what is recorded.
+    gen = torch.full((B, max_new), pad_id, dtype=torch.long, device=device)
+    lps = torch.zeros((B, max_new), dtype=torch.float32, device=device)
+    lengths = torch.zeros(B, dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    reason = ["length"] * B
+
+    # The running batch: rows still decoding (``alive`` maps them to batch rows).
+    alive = torch.arange(B, device=device)
+    mask = torch.zeros((B, P + max_new), dtype=torch.long, device=device)
+    mask[:, :P] = am
+    run_ids = ids
+    prompt_len = am.sum(-1)
+    cache = _new_cache(module) if use_cache else None
+    last = None
+
+    for t in range(max_new):
+        if not use_cache:
+            inp = torch.cat([run_ids, gen[alive, :t]], dim=1)
+            call_mask = mask[:, : P + t]
+            pos = (call_mask.cumsum(-1) - 1).clamp(min=0)
+        elif t == 0:
+            inp, call_mask = run_ids, mask[:, :P]
+            pos = (call_mask.cumsum(-1) - 1).clamp(min=0)
+        else:
+            inp, call_mask = last[:, None], mask[:, : P + t]
+            pos = (prompt_len + t - 1)[:, None]
+        alive_list = alive.tolist()
+        ctx = StepContext(
+            step=t,
+            input_ids=inp,
+            position_ids=pos,
+            attention_mask=call_mask,
+            prompt_lengths=prompt_len,
+            generated=gen[alive, :t],
+            done=done[alive],
+            prompt_index=prompt_index[alive],
+            sample_index=sample_index[alive],
+            extra=[extra[b] for b in alive_list],
+        )
+        edits = _merged_edits(controllers, t, ctx)
+        res = runner.run(
+            inp,
+            call_mask,
+            edits=edits or None,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=use_cache,
+        )
+        if use_cache:
+            if res.past_key_values is not None:
+                cache = res.past_key_values
+            if t == 0 and cache.get_seq_length() != P:
+                raise RuntimeError(
+                    f"the model did not fill the KV cache ({cache.get_seq_length()} of {P} "
+                    "prompt tokens): this backend cannot decode with a cache here; "
+                    "pass use_cache=False"
+                )
+        logits = res.logits[:, -1, :].float()
+        ctx.logits = logits
+        u = step_uniform(keys[alive], t)
+        tokens = _choose(logits, cfg["temperature"], cfg["top_p"], u)
+        for c in controllers:
+            fn = getattr(c, "select", None)
+            sel = fn(t, logits, tokens, ctx) if fn is not None else None
+            if sel is not None:
+                tokens = _as_tokens(sel, tokens)
+        was_done = ctx.done
+        live = ~was_done
+        tokens = tokens.masked_fill(was_done, pad_id)
+        lp = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None]).squeeze(1)
+        gen[alive, t] = tokens
+        lps[alive, t] = lp
+        lengths[alive] += live.long()
+        mask[:, P + t] = live.long()
+        hit_eos = live & torch.isin(tokens, eos_t)
+        now_done = was_done | hit_eos
+        if bool(hit_eos.any()):
+            for a in hit_eos.nonzero().squeeze(1).tolist():
+                reason[alive_list[a]] = "eos"
+        if stops:
+            open_rows = (~now_done).nonzero().squeeze(1).tolist()
+            n_toks = lengths[alive].tolist()
+            for a in open_rows:
+                b, n_tok = alive_list[a], n_toks[a]
+                tail = tok.decode(gen[b, max(0, n_tok - stop_window) : n_tok].tolist())
+                if any(s in tail for s in stops):
+                    now_done[a] = True
+                    reason[b] = "stop"
+        done[alive] = now_done
+        ctx.done, ctx.tokens, ctx.stepped = now_done, tokens, live
+        ctx.generated = gen[alive, : t + 1]
+        if callback is not None:
+            callback(t, ctx)
+        if bool(now_done.all()):
+            break
+        last = tokens
+        n_done = int(now_done.sum())
+        if n_done and n_done >= max(1, len(alive_list) // 8):
+            keep = (~now_done).nonzero().squeeze(1)
+            alive, mask, run_ids = alive[keep], mask[keep], run_ids[keep]
+            prompt_len, last = prompt_len[keep], last[keep]
+            if cache is not None:
+                cache.batch_select_indices(keep)
+
+    for b, r in enumerate(chunk):
+        k = int(lengths[b])
+        token_ids[r] = gen[b, :k].tolist()
+        logprobs[r] = lps[b, :k].tolist()
+        finish[r] = reason[b]

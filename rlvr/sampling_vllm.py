@@ -1,0 +1,97 @@
+"""Optional vLLM backend for large pass@k runs (n = 256 on real models, on a GPU).
+
+Same inputs and the same :class:`rlvr.sampling.Samples` record as :func:`rlvr.sampling.sample`,
+so pass@k code does not care which produced it. It cannot run controllers (no steering,
+no hybrid): use the HF loop for those. vLLM is imported only when this is called; install
+it with ``pip install 'rsteer[vllm]'`` on a CUDA machine.
+
+    from rlvr.sampling_vllm import sample_vllm
+    out = sample_vllm("Qwen/Qwen2.5-Math-1.5B", prompts, n=256, temperature=0.6, top_p=0.95,
+                      max_new_tokens=4096, seed=0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .sampling import Samples
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError as e:
+        raise ImportError(
+            "the vLLM sampling backend needs vllm: pip install 'rsteer[vllm]' on a CUDA "
+            "machine, or use the default HF sampler (sampling.backend = 'hf')"
+        ) from e
+    return vllm
+
+
+def sample_vllm(
+    model: str,
+    prompts: Sequence[str],
+    *,
+    n: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 64,
+    stop: Sequence[str] | str = (),
+    seed: int = 0,
+    llm: Any = None,
+    **llm_kwargs: Any,
+) -> Samples:
+    """Sample ``n`` completions per prompt with vLLM. ``llm`` reuses a loaded ``vllm.LLM``."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not prompts:
+        raise ValueError("no prompts given")
+    if n < 1 or max_new_tokens < 1:
+        raise ValueError(
+            f"need n >= 1 and max_new_tokens >= 1, got n={n}, max_new_tokens={max_new_tokens}"
+        )
+    vllm = _import_vllm()
+    if llm is None:
+        llm = vllm.LLM(model=model, seed=seed, **llm_kwargs)
+    params = vllm.SamplingParams(
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_new_tokens,
+        stop=[stop] if isinstance(stop, str) else list(stop),
+        seed=seed,
+        logprobs=0,
+    )
+    outs = llm.generate(list(prompts), params)
+    prompt_index, sample_index, token_ids, texts, logprobs, finish = [], [], [], [], [], []
+    for i, o in enumerate(outs):
+        for j, c in enumerate(o.outputs):
+            prompt_index.append(i)
+            sample_index.append(j)
+            token_ids.append(list(c.token_ids))
+            texts.append(c.text)
+            lp = []
+            for tok, d in zip(c.token_ids, c.logprobs or []):
+                entry = d.get(tok) if isinstance(d, dict) else None
+                lp.append(float(entry.logprob) if entry is not None else float("nan"))
+            logprobs.append(lp)
+            finish.append("length" if c.finish_reason == "length" else "stop")
+    return Samples(
+        list(prompts),
+        n,
+        prompt_index,
+        sample_index,
+        token_ids,
+        texts,
+        logprobs,
+        finish,
+        [{} for _ in texts],
+        {
+            "backend": "vllm",
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+        },
+    )

@@ -1,0 +1,186 @@
+"""``rsteer``: the command line.
+
+rsteer run data/experiments/organism.toml        # the whole study -> report
+rsteer validate CONFIG                           # check a config, load nothing
+rsteer passk|extract|sweep|select|hybrid|budget|diff|formats CONFIG
+                                                 # one stage (earlier ones from cache)
+rsteer diff-checkpoints BASE RL [--other RL2]    # update sparsity between checkpoints
+rsteer organism train [--recipe R] [--out DIR]   # retrain the shipped model organism
+rsteer organism eval  [--out DIR]                # re-measure its card
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+STAGE_HELP = {
+    "passk": "sample n completions per test problem from base and RL; pass@k curves, "
+    "crossover k*, coverage split",
+    "extract": "sample the base model on the dev split, label strategy spans, and store "
+    "pooled activations at the configured sites",
+    "sweep": "held-out probe AUROC per site and label vs shuffled-label and random-direction "
+    "baselines; fit and save one vector per label",
+    "select": "choose the steering site and coefficient on the dev split",
+    "hybrid": "hybrid decoding on the test split for each router, mode and control; recovery "
+    "with CI and steered-token fraction",
+    "budget": "recovery against the share of tokens the router touches (threshold sweep)",
+    "diff": "update sparsity base -> RL (bf16/fp32) and overlap across RL seeds",
+    "formats": "format shares over RL steps from the training logs",
+}
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment TOML file (see data/experiments/organism.toml)")
+    p.add_argument("--out", help="output folder (overrides [experiment] output)")
+    p.add_argument("--force", action="store_true", help="recompute cached stages")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="rsteer",
+        description="Test what RL post-training adds to a model: pass@k, strategy probes, "
+        "steering, and a hybrid decoder that measures scheduling alone.",
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser(
+        "run",
+        help="run every stage of an experiment and write the report",
+        description="Run every stage of an experiment file; writes results.json, "
+        "report.md and PNG plots into the output folder and prints "
+        "the summary table. Finished stages are cached.",
+    )
+    _add_config(p)
+    p = sub.add_parser(
+        "validate",
+        help="check an experiment file without loading any model",
+        description="Check an experiment file: unknown sections or keys, wrong "
+        "types, missing model or data paths, k larger than n, sites "
+        "out of range. Reports file:line and loads no model.",
+    )
+    p.add_argument("config", help="experiment TOML file")
+    for name, text in STAGE_HELP.items():
+        p = sub.add_parser(
+            name,
+            help=text,
+            description=text.capitalize() + ". Stages it "
+            "depends on are taken from the cache or run first.",
+        )
+        _add_config(p)
+    p = sub.add_parser(
+        "diff-checkpoints",
+        help="update sparsity between two checkpoints",
+        description="Share of parameters RL changed (|delta| > tol after casting "
+        "to dtype), per layer; with --other, overlap of two RL seeds.",
+    )
+    p.add_argument("base")
+    p.add_argument("rl")
+    p.add_argument("--other", help="a second RL checkpoint of the same base")
+    p.add_argument("--tol", type=float, default=1e-5)
+    p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    p = sub.add_parser(
+        "organism",
+        help="train or evaluate the shipped model organism",
+        description="The model organism: a tiny base/RL pair trained by this "
+        "project on a synthetic verifiable task (data/organism). "
+        "'train' reproduces it from a recipe; 'eval' re-measures the "
+        "numbers of its card.",
+    )
+    osub = p.add_subparsers(dest="organism_cmd", required=True)
+    q = osub.add_parser(
+        "train",
+        help="pretrain the base and run GRPO for both RL seeds",
+        description="Reproduce data/organism from scratch with the settings "
+        "and seeds of a recipe TOML (CPU, tens of minutes).",
+    )
+    q.add_argument(
+        "--recipe", default=None, help="recipe TOML (default: data/organism/recipe.toml)"
+    )
+    q.add_argument(
+        "--out", default=None, help="output folder (default: a new folder, never the shipped one)"
+    )
+    q = osub.add_parser(
+        "eval",
+        help="re-measure the organism card's numbers",
+        description="Evaluate base and RL checkpoints of an organism folder and "
+        "write its card numbers (JSON).",
+    )
+    q.add_argument("--dir", default=None, help="organism folder (default: data/organism)")
+    q.add_argument("--out", default=None, help="where to write the JSON")
+    return ap
+
+
+def _config(args):
+    from .config import load_config
+
+    over = {"experiment": {"output": args.out}} if getattr(args, "out", None) else None
+    return load_config(args.config, over)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .config import ConfigError
+
+    try:
+        return _dispatch(args)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    if args.cmd == "validate":
+        cfg = _config(args)
+        print(f"{args.config}: ok ({cfg.models.base} vs {cfg.models.rl}, task {cfg.task.kind})")
+        return 0
+    if args.cmd == "run" or args.cmd in STAGE_HELP:
+        from .experiment import run_experiment
+        from .report import summary_table
+
+        cfg = _config(args)
+        stages = None if args.cmd == "run" else [args.cmd]
+        res = run_experiment(cfg, stages=stages, progress=not args.quiet, force=args.force)
+        out = Path(cfg.experiment.output)
+        print(summary_table(res))
+        print(f"\nwrote {out / 'report.md'} and {out / 'results.json'}")
+        return 0
+    if args.cmd == "diff-checkpoints":
+        from rlvr.weightdiff import seed_overlap, update_sparsity
+
+        u = update_sparsity(args.base, args.rl, tol=args.tol, dtype=args.dtype)
+        print(
+            f"{args.dtype}, tol {args.tol}: {100 * u.updated_share:.2f}% of "
+            f"{u.n_params} parameters updated"
+        )
+        for layer in u.per_layer:
+            print(f"  layer {layer.layer}: {100 * layer.updated_share:.2f}%")
+        if args.other:
+            o = seed_overlap(args.base, args.rl, args.other, tol=args.tol, dtype=args.dtype)
+            print(
+                f"seed overlap |I1&I2|/|I1| {100 * o.overlap_1:.1f}% (chance "
+                f"{100 * o.chance_1:.1f}%), |I1&I2|/|I2| {100 * o.overlap_2:.1f}% "
+                f"(chance {100 * o.chance_2:.1f}%)"
+            )
+        return 0
+    if args.cmd == "organism":
+        from rlvr import organism
+
+        if args.organism_cmd == "train":
+            out = organism.train(args.recipe, args.out)
+            print(f"trained organism written to {out}")
+        else:
+            res = organism.evaluate(args.dir, args.out)
+            print(
+                json.dumps(
+                    res if isinstance(res, dict) else {"written": str(res)}, indent=1, default=str
+                )[:4000]
+            )
+        return 0
+    raise AssertionError(args.cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""The experiment runner: one TOML file in, ``results.json`` + ``report.md`` + plots out.
+
+Stages (each cached under ``<output>/cache/<stage>.json``, keyed by the settings it depends
+on and the model fingerprints, so a re-run skips finished stages):
+
+``passk``    n samples per test problem from base and RL: pass@k curves with CIs, the
+             crossover k*, coverage split, per class and overall.
+``extract``  base-model samples on the dev split, labelled by the task; pooled
+             activations at every requested site (resumable on-disk store).
+``sweep``    held-out AUROC per (site, label) against shuffled-label and random-direction
+             baselines; vectors fitted per label.
+``select``   site and coefficient of the steering vectors chosen on the *dev* split.
+``hybrid``   hybrid decoding on the *test* split: each router x mode, and the controls;
+             recovery with a paired bootstrap CI and the steered-token fraction.
+``budget``   recovery against the share of tokens the router touches (threshold sweep).
+``diff``     update sparsity base -> RL (bf16 and fp32) and overlap across RL seeds.
+``formats``  format shares over RL steps from the training logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import probes
+from probes import LabeledTrace, Site
+from rlvr import passk as pk
+from rlvr.sampling import sample
+from rlvr.tasks import load_task
+
+from .config import Config, load_config
+
+STAGES = ("passk", "extract", "sweep", "select", "hybrid", "budget", "diff", "formats")
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "nnsight", "transformer-lens", "scikit-learn", "trl"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+@dataclass
+class Run:
+    """Everything a stage needs: config, task, models (loaded lazily), output folder."""
+
+    cfg: Config
+    progress: bool = True
+    force: bool = False
+    results: dict[str, Any] = field(default_factory=dict)
+    _models: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.cfg.experiment.output)
+        (self.out / "cache").mkdir(parents=True, exist_ok=True)
+        t = self.cfg.task
+        self.task = load_task(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None)
+        self.classes = t.classes or self.task.classes
+        self.max_new_tokens = self.cfg.sampling.max_new_tokens or self.task.max_new_tokens
+        self.seed = self.cfg.experiment.seed
+
+    # -- models ------------------------------------------------------------------------
+    def model(self, which: str) -> probes.ModelHandle:
+        if which not in self._models:
+            m = self.cfg.models
+            path = {"base": m.base, "rl": m.rl}[which]
+            dtype = getattr(torch, m.dtype)
+            self._models[which] = probes.wrap(path, backend=m.backend, device=m.device, dtype=dtype)
+        return self._models[which]
+
+    def fingerprints(self) -> dict[str, str]:
+        return {w: self.model(w).fingerprint.weights for w in ("base", "rl")}
+
+    # -- problems ----------------------------------------------------------------------
+    def problems(self, split: str) -> list[Any]:
+        n = self.cfg.task.n_test if split == "test" else self.cfg.task.n_dev
+        out = []
+        for cls in self.classes:
+            ps = self.task.problems(split, None if cls == "all" else cls)
+            if not ps:
+                raise ValueError(f"the {split} split has no problems of class {cls!r}")
+            out.extend(ps[:n])
+        return out
+
+    # -- cache -------------------------------------------------------------------------
+    def cached(self, stage: str, key: Any, fn: Callable[[], dict]) -> dict:
+        path = self.out / "cache" / f"{stage}.json"
+        k = _hash(key)
+        if path.exists() and not self.force:
+            d = json.loads(path.read_text())
+            if d.get("key") == k:
+                if self.progress:
+                    print(f"[{stage}] cached")
+                return d["value"]
+        t0 = time.perf_counter()
+        value = fn()
+        value["seconds"] = round(time.perf_counter() - t0, 2)
+        probes.store.atomic_write_bytes(path, json.dumps({"key": k, "value": value}).encode())
+        if self.progress:
+            print(f"[{stage}] done in {value['seconds']:.1f}s")
+        return value
+
+    def sample(self, which: str, problems: Sequence[Any], n: int, seed: int, **kw):
+        s = self.cfg.sampling
+        if s.backend == "vllm" and "controller" not in kw:
+            from rlvr.sampling_vllm import sample_vllm
+
+            path = {"base": self.cfg.models.base, "rl": self.cfg.models.rl}[which]
+            return sample_vllm(
+                path,
+                [self.task.prompt(p) for p in problems],
+                n=n,
+                temperature=kw.pop("temperature", s.temperature),
+                top_p=s.top_p,
+                max_new_tokens=self.max_new_tokens,
+                stop=self.task.stop,
+                seed=seed,
+            )
+        return sample(
+            self.model(which),
+            [self.task.prompt(p) for p in problems],
+            n=n,
+            temperature=kw.pop("temperature", s.temperature),
+            top_p=s.top_p,
+            max_new_tokens=self.max_new_tokens,
+            stop=self.task.stop,
+            seed=seed,
+            batch_size=s.batch_size,
+            progress=self.progress,
+            **kw,
+        )
+
+    def score(self, problems: Sequence[Any], samples, n: int) -> np.ndarray:
+        """Per-problem correct counts, shape (problems,)."""
+        correct = np.zeros(len(problems), dtype=int)
+        for row, text in enumerate(samples.texts):
+            i = samples.prompt_index[row]
+            correct[i] += int(self.task.verify(problems[i], text) > 0.5)
+        return correct
+
+
+# -- stages --------------------------------------------------------------------------------
+
+
+def stage_passk(run: Run) -> dict:
+    cfg = run.cfg
+    s = cfg.sampling
+    problems = run.problems("test")
+    key = [
+        "passk",
+        s.n,
+        s.ks,
+        s.temperature,
+        s.top_p,
+        run.max_new_tokens,
+        cfg.task.n_test,
+        run.classes,
+        run.fingerprints(),
+        run.seed,
+    ]
+
+    def compute() -> dict:
+        out: dict[str, Any] = {
+            "n": s.n,
+            "ks": s.ks,
+            "problems": [run.task.uid(p) for p in problems],
+            "classes": [run.task.cls_of(p) for p in problems],
+        }
+        for which in ("base", "rl"):
+            smp = run.sample(which, problems, s.n, run.seed)
+            out[f"{which}_correct"] = run.score(problems, smp, s.n).tolist()
+            fmts: dict[str, int] = {}
+            for t in smp.texts:
+                f = run.task.format_of(t)
+                fmts[f] = fmts.get(f, 0) + 1
+            out[f"{which}_formats"] = fmts
+            out[f"{which}_examples"] = smp.texts[: 3 * s.n : s.n]
+        return out
+
+    raw = run.cached("passk", key, compute)
+    return summarize_passk(raw, cfg.hybrid.n_boot, run.seed)
+
+
+def summarize_passk(raw: dict, n_boot: int, seed: int) -> dict:
+    n, ks = raw["n"], raw["ks"]
+    classes = np.array(raw["classes"])
+    out: dict[str, Any] = {"n": n, "ks": ks, "per_class": {}, "raw": raw}
+    groups = {"all": np.ones(len(classes), bool)}
+    for c in sorted(set(classes)):
+        groups[c] = classes == c
+    for name, m in groups.items():
+        b = np.array(raw["base_correct"])[m]
+        r = np.array(raw["rl_correct"])[m]
+        cb = pk.passk_curve(b, n, ks, n_boot=n_boot, seed=seed)
+        cr = pk.passk_curve(r, n, ks, n_boot=n_boot, seed=seed)
+        x = pk.crossover(b, r, n, ks, n_boot=n_boot, seed=seed)
+        out["per_class"][name] = {
+            "n_problems": int(m.sum()),
+            "base": {"mean": cb.mean.tolist(), "low": cb.low.tolist(), "high": cb.high.tolist()},
+            "rl": {"mean": cr.mean.tolist(), "low": cr.low.tolist(), "high": cr.high.tolist()},
+            "crossover": {
+                "k_star": x.k_star,
+                "ci": [x.ci_low, x.ci_high],
+                "p_exists": x.p_exists,
+                "note": x.note,
+                "diff": list(map(float, x.diff)),
+                "diff_low": list(map(float, x.diff_low)),
+                "diff_high": list(map(float, x.diff_high)),
+            },
+            "coverage": pk.coverage_split(b, r),
+        }
+    return out
+
+
+def labelled_traces(run: Run, problems: Sequence[Any], samples) -> list[LabeledTrace]:
+    traces = []
+    for row, text in enumerate(samples.texts):
+        prompt = run.task.prompt(problems[samples.prompt_index[row]])
+        spans = run.task.spans(prompt, text)
+        if spans:
+            traces.append(
+                LabeledTrace(
+                    prompt + text, [probes.Span(*s) for s in spans], scored_from=len(prompt)
+                )
+            )
+    return traces
+
+
+def stage_extract(run: Run) -> probes.ActivationTable:
+    e = run.cfg.extract
+    base = run.model("base")
+    problems = run.problems("dev")
+    per = max(1, -(-e.n_traces // len(problems)))
+    sites = base.sites("resid_post") if e.sites == ["all"] else [Site.parse(x) for x in e.sites]
+    key = [
+        "extract",
+        e.n_traces,
+        [s.name for s in sites],
+        e.pooling,
+        e.labels,
+        run.fingerprints()["base"],
+        run.seed,
+        run.max_new_tokens,
+        run.cfg.task.n_dev,
+    ]
+    store_path = run.out / "cache" / f"store-{_hash(key)}"
+
+    def compute() -> dict:
+        smp = run.sample("base", problems, per, run.seed + 1)
+        traces = labelled_traces(run, problems, smp)[: e.n_traces]
+        labels = [x for x in (e.labels or None or []) if x]
+        present = probes.spans.collect_labels(traces)
+        wanted = [x for x in labels if x in present] if labels else None
+        probes.extract_to_store(
+            base, traces, sites, store_path, e.pooling, labels=wanted, progress=run.progress
+        )
+        return {
+            "n_traces": len(traces),
+            "store": str(store_path),
+            "labels": present,
+            "missing_labels": sorted(set(labels) - set(present)),
+        }
+
+    info = run.cached("extract", key, compute)
+    table = probes.ActivationStore(info["store"]).load()
+    run.results["extract"] = {k: v for k, v in info.items() if k != "store"}
+    return table
+
+
+def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
+    sw = run.cfg.sweep
+    labels = [x for x in table.label_names if int(table.mask(x).sum()) >= 2]
+    res = probes.layer_sweep(
+        table,
+        labels,
+        probe=sw.probe,
+        baseline=run.cfg.extract.baseline,
+        folds=sw.folds,
+        n_random=sw.n_random,
+        n_boot=sw.n_boot,
+        seed=run.seed,
+    )
+    vec_dir = run.out / "vectors"
+    vectors = {}
+    for label in labels:
+        v = probes.fit(
+            table, label, method=run.cfg.extract.method, baseline=run.cfg.extract.baseline
+        )
+        vectors[label] = str(v.save(vec_dir / f"{label}.safetensors"))
+    return {
+        "rows": [r.__dict__ for r in res.rows],
+        "vectors": vectors,
+        "best_site": {lab: res.best_site(lab).name for lab in labels},
+        "_result": res,
+    }
+
+
+def stage_diff(run: Run) -> dict:
+    from rlvr.weightdiff import seed_overlap, update_sparsity
+
+    m, d = run.cfg.models, run.cfg.diff
+    key = ["diff", m.base, m.rl, m.rl_other_seeds, d.dtypes, d.tol, run.fingerprints()]
+
+    def compute() -> dict:
+        out: dict[str, Any] = {"tol": d.tol, "sparsity": {}, "overlap": []}
+        for dt in d.dtypes:
+            u = update_sparsity(m.base, m.rl, tol=d.tol, dtype=dt)
+            out["sparsity"][dt] = {
+                "updated_share": u.updated_share,
+                "n_params": u.n_params,
+                "per_layer": [x.__dict__ for x in u.per_layer],
+            }
+        for other in m.rl_other_seeds:
+            o = seed_overlap(m.base, m.rl, other, tol=d.tol, dtype=d.dtypes[0])
+            out["overlap"].append({"other": other, **o.__dict__})
+        return out
+
+    return run.cached("diff", key, compute)
+
+
+def stage_formats(run: Run) -> dict:
+    from rlvr.formats import format_shares_from_log
+
+    out = []
+    for log in run.cfg.formats.logs:
+        fs = format_shares_from_log(log)
+        out.append(
+            {
+                "log": log,
+                "steps": list(map(int, fs.steps)),
+                "labels": list(fs.labels),
+                "shares": np.asarray(fs.shares).tolist(),
+                "entropy": np.asarray(fs.entropy).tolist(),
+                "collapse_step": fs.collapse_step(0.9),
+                "dominant": fs.dominant(),
+            }
+        )
+    return {"logs": out}
+
+
+# -- orchestration ---------------------------------------------------------------------
+
+
+def run_experiment(
+    config: str | Path | Config,
+    *,
+    stages: Sequence[str] | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Run an experiment file end to end; returns the results dict (also written to disk)."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    wanted = list(stages) if stages else list(STAGES)
+    bad = [s for s in wanted if s not in STAGES]
+    if bad:
+        raise ValueError(f"unknown stage {bad[0]!r}: use any of {', '.join(STAGES)}")
+    run = Run(cfg, progress=progress, force=force)
+    t0 = time.perf_counter()
+    res: dict[str, Any] = {
+        "config": cfg.to_dict(),
+        "versions": _versions(),
+        "fingerprints": {w: run.model(w).fingerprint.to_dict() for w in ("base", "rl")},
+    }
+    from . import hybrid_stages
+    from .report import write_report
+
+    bar = tqdm(wanted, desc="stages", disable=not progress)
+    table = sweep = None
+    for stage in bar:
+        bar.set_postfix_str(stage)
+        if stage == "passk":
+            res["passk"] = stage_passk(run)
+        elif stage == "extract":
+            table = stage_extract(run)
+            res["extract"] = run.results["extract"]
+        elif stage == "sweep":
+            table = table if table is not None else stage_extract(run)
+            sweep = stage_sweep(run, table)
+            res["sweep"] = {k: v for k, v in sweep.items() if not k.startswith("_")}
+        elif stage in ("select", "hybrid", "budget"):
+            if sweep is None:
+                table = table if table is not None else stage_extract(run)
+                sweep = stage_sweep(run, table)
+                res["sweep"] = {k: v for k, v in sweep.items() if not k.startswith("_")}
+            if "passk" not in res:
+                res["passk"] = stage_passk(run)
+            res[stage] = hybrid_stages.STAGE_FUNCS[stage](run, res, table)
+        elif stage == "diff":
+            res["diff"] = stage_diff(run)
+        elif stage == "formats":
+            res["formats"] = stage_formats(run)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    write_report(run.out, res, sweep.get("_result") if sweep else None)
+    return res

@@ -1,0 +1,417 @@
+"""Write an experiment's ``results.json``, ``report.md`` and PNG plots.
+
+Every sentence of the report is derived from a number in ``results.json``; verdicts say
+"not supported" or "not observed" when the numbers do not carry a claim.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probes.store import atomic_write_bytes
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+def _ci(lo: float | None, hi: float | None, pct: bool = True) -> str:
+    if lo is None or hi is None or lo != lo:
+        return ""
+    return f" [{_pct(lo)}, {_pct(hi)}]" if pct else f" [{lo:.3f}, {hi:.3f}]"
+
+
+def _jsonable(o: Any):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items() if not str(k).startswith("_")}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return o
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+
+def plot_passk(res: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    pk = res["passk"]
+    classes = [c for c in pk["per_class"] if c != "all"] or ["all"]
+    fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 3.3), squeeze=False)
+    ks = pk["ks"]
+    for ax, c in zip(axes[0], classes):
+        d = pk["per_class"][c]
+        for who, color in (("base", "C0"), ("rl", "C1")):
+            ax.plot(
+                ks,
+                d[who]["mean"],
+                "-o",
+                ms=3,
+                color=color,
+                label=who.upper() if who == "rl" else who,
+            )
+            ax.fill_between(ks, d[who]["low"], d[who]["high"], color=color, alpha=0.2)
+        hyb = res.get("hybrid", {}).get("pass1", {}).get(c)
+        if hyb is not None:
+            ax.errorbar(
+                [1],
+                [hyb["mean"]],
+                yerr=[[hyb["mean"] - hyb["low"]], [hyb["high"] - hyb["mean"]]],
+                fmt="s",
+                color="C2",
+                label="hybrid (pass@1)",
+            )
+        ks_star = d["crossover"]["k_star"]
+        if ks_star:
+            ax.axvline(ks_star, color="gray", ls="--", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("k")
+        ax.set_title(f"{c} ({d['n_problems']} problems)", fontsize=9)
+    axes[0][0].set_ylabel("pass@k")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sweep(sweep_result, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from probes.probe import plot_sweep as _plot
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    _plot(sweep_result, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_recovery(res: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in res["hybrid"]["runs"] if r.get("recovery") is not None]
+    if not runs:
+        return
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(runs) + 2), 3.4))
+    xs = np.arange(len(runs))
+    rec = [r["recovery"] for r in runs]
+    lo = [r["recovery"] - r["recovery_ci"][0] for r in runs]
+    hi = [r["recovery_ci"][1] - r["recovery"] for r in runs]
+    colors = ["C2" if not r.get("control") else "C7" for r in runs]
+    ax.bar(xs, rec, color=colors, yerr=[lo, hi], capsize=3)
+    for x, r in zip(xs, runs):
+        ax.text(
+            x,
+            0.02,
+            f"{100 * r['steered_fraction']:.0f}%",
+            ha="center",
+            fontsize=7,
+            rotation=90,
+            va="bottom",
+        )
+    ax.set_xticks(xs, [r["name"] for r in runs], rotation=35, ha="right", fontsize=7)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.axhline(1, color="gray", lw=0.6, ls="--")
+    ax.set_ylabel("gap recovered")
+    ax.set_title("hybrid recovery (grey = controls; % = tokens touched)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_budget(res: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    pts = res.get("budget", {}).get("points", [])
+    if not pts:
+        return
+    fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    for mode, color in (("steer", "C2"), ("handoff", "C3")):
+        p = sorted([x for x in pts if x["mode"] == mode], key=lambda x: x["steered_fraction"])
+        if not p:
+            continue
+        xs = [x["steered_fraction"] for x in p]
+        ax.errorbar(
+            xs,
+            [x["recovery"] for x in p],
+            yerr=[
+                [x["recovery"] - x["recovery_ci"][0] for x in p],
+                [x["recovery_ci"][1] - x["recovery"] for x in p],
+            ],
+            fmt="-o",
+            ms=3,
+            color=color,
+            label=mode,
+            capsize=2,
+        )
+    ax.axhline(0, color="black", lw=0.6)
+    ax.axhline(1, color="gray", lw=0.6, ls="--")
+    ax.set_xlabel("share of tokens the router touches")
+    ax.set_ylabel("gap recovered")
+    ax.set_title("scheduling budget curve", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_formats(res: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    logs = res.get("formats", {}).get("logs", [])
+    if not logs:
+        return
+    fig, axes = plt.subplots(1, len(logs), figsize=(4.2 * len(logs), 3.2), squeeze=False)
+    for ax, lg in zip(axes[0], logs):
+        shares = np.array(lg["shares"])
+        ax.stackplot(lg["steps"], shares.T, labels=lg["labels"], alpha=0.85)
+        ax.set_xlabel("RL step")
+        ax.set_ylim(0, 1)
+        ax.set_title(Path(lg["log"]).parent.name, fontsize=9)
+    axes[0][0].set_ylabel("share of rollouts")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_router_trace(res: dict, path: Path) -> None:
+    """A token-level view: the example traces with the tokens where the router fired."""
+    import matplotlib.pyplot as plt
+
+    ex = res.get("hybrid", {}).get("examples", [])
+    if not ex:
+        return
+    ex = ex[:6]
+    width = max(len(e["prompt"]) + len(e["text"]) for e in ex)
+    fig, ax = plt.subplots(figsize=(min(16, 0.16 * width + 1.5), 0.45 * len(ex) + 0.8))
+    for row, e in enumerate(ex):
+        text = e["prompt"] + e["text"]
+        fired = {int(pos): lab for pos, lab in e["fired"]}
+        for i, ch in enumerate(text):
+            lab = fired.get(i - len(e["prompt"]))
+            color = "black" if i < len(e["prompt"]) else "C0"
+            bbox = dict(boxstyle="square,pad=0.1", fc="C3", alpha=0.35, lw=0) if lab else None
+            ax.text(
+                i,
+                -row,
+                ch,
+                family="monospace",
+                fontsize=8,
+                color=color,
+                ha="center",
+                va="center",
+                bbox=bbox,
+            )
+        ax.text(
+            len(text) + 1,
+            -row,
+            "✓" if e.get("correct") else "✗",
+            fontsize=9,
+            va="center",
+            color="C2" if e.get("correct") else "C3",
+        )
+    ax.set_xlim(-1, width + 3)
+    ax.set_ylim(-len(ex) + 0.5, 0.5)
+    ax.axis("off")
+    ax.set_title(
+        f"{res['hybrid'].get('example_run', '')}: red = the router fired at the "
+        "position that chose this token",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- markdown ------------------------------------------------------------------------------
+
+
+def _verdicts(res: dict) -> list[str]:
+    out = []
+    pk = res.get("passk")
+    if pk:
+        a = pk["per_class"]["all"]
+        ks = pk["ks"]
+        b1, r1 = a["base"]["mean"][0], a["rl"]["mean"][0]
+        bl, rl = a["base"]["mean"][-1], a["rl"]["mean"][-1]
+        d0_lo, d0_hi = a["crossover"]["diff_low"][0], a["crossover"]["diff_high"][0]
+        better = d0_hi < 0
+        out.append(
+            f"**RL finds answers more often at k=1**: {'supported' if better else 'not supported'} "
+            f"— pass@1 base {_pct(b1)} vs RL {_pct(r1)} (base − RL CI {_ci(d0_lo, d0_hi)})."
+        )
+        parts = []
+        for c, d in pk["per_class"].items():
+            ks_star = d["crossover"]["k_star"]
+            if ks_star:
+                parts.append(
+                    f"{c}: base ≥ RL from k*={ks_star} (bootstrap CI {d['crossover']['ci']}, "
+                    f"crossover in {_pct(d['crossover']['p_exists'])} of resamples)"
+                )
+            else:
+                parts.append(
+                    f"{c}: no crossover up to k={ks[-1]} "
+                    f"(pass@{ks[-1]} base {_pct(d['base']['mean'][-1])}, RL {_pct(d['rl']['mean'][-1])})"
+                )
+        out.append("**Base beats RL at large k**: " + "; ".join(parts) + ".")
+        cov = a["coverage"]
+        out.append(
+            f"**Coverage split** (solved in {pk['n']} samples): both {cov['both']['count']}, "
+            f"base only {cov['base_only']['count']}, RL only {cov['rl_only']['count']}, "
+            f"neither {cov['neither']['count']} (pass@{ks[-1]} base {_pct(bl)}, RL {_pct(rl)})."
+        )
+    sw = res.get("sweep")
+    if sw:
+        best = []
+        for lab, site in sw["best_site"].items():
+            row = next(r for r in sw["rows"] if r["label"] == lab and r["site"] == site)
+            ok = row["auroc_low"] > max(row["shuffled_high"], row["random_dir"])
+            best.append(
+                f"{lab} at {site}: AUROC {row['auroc']:.3f}{_ci(row['auroc_low'], row['auroc_high'], False)} "
+                f"vs shuffled {row['shuffled']:.3f}, random direction {row['random_dir']:.3f}"
+                f" — {'decodable' if ok else 'not separable from the baselines'}"
+            )
+        out.append(
+            "**Strategies are linearly readable in the base model**: " + "; ".join(best) + "."
+        )
+    hy = res.get("hybrid")
+    if hy and hy.get("runs"):
+        main = [r for r in hy["runs"] if not r.get("control") and r.get("recovery") is not None]
+        ctrl = [r for r in hy["runs"] if r.get("control") and r.get("recovery") is not None]
+        if hy.get("refused"):
+            out.append(f"**Scheduling alone**: not measurable — {hy['refused']}")
+        for r in main:
+            sig = r["recovery_ci"][0] > 0
+            out.append(
+                f"**Scheduling alone ({r['name']})**: recovers {_pct(r['recovery'])}"
+                f"{_ci(*r['recovery_ci'])} of the RL gain while touching "
+                f"{_pct(r['steered_fraction'])} of tokens — "
+                f"{'supported' if sig else 'not supported (CI includes 0)'}."
+            )
+        if ctrl:
+            out.append(
+                "Controls: "
+                + "; ".join(
+                    f"{r['name']} {_pct(r['recovery'])}{_ci(*r['recovery_ci'])}" for r in ctrl
+                )
+                + "."
+            )
+    df = res.get("diff")
+    if df:
+        s = df["sparsity"]
+        txt = ", ".join(
+            f"{dt}: {_pct(v['updated_share'])} of parameters updated" for dt, v in s.items()
+        )
+        ov = df.get("overlap")
+        if ov:
+            o = ov[0]
+            txt += (
+                f"; overlap of updated entries across two RL seeds {_pct(o['overlap_1'])} "
+                f"(chance {_pct(o['chance_1'])})"
+            )
+        out.append(f"**RL updates a sparse subnetwork** (tol {df['tol']}): {txt}.")
+    fm = res.get("formats")
+    if fm and fm.get("logs"):
+        parts = []
+        for lg in fm["logs"]:
+            cs = lg["collapse_step"]
+            last = dict(zip(lg["labels"], lg["shares"][-1]))
+            dom = max(last, key=last.get)
+            parts.append(
+                f"{Path(lg['log']).parent.name}: "
+                + (
+                    f"collapsed onto {dom} ({_pct(last[dom])}) by step {cs}"
+                    if cs is not None
+                    else f"no single format above 90% (largest {dom} {_pct(last[dom])})"
+                )
+            )
+        out.append("**RL collapses formats**: " + "; ".join(parts) + ".")
+    return out
+
+
+def summary_table(res: dict) -> str:
+    """The headline table (also printed by the CLI)."""
+    rows = ["| measure | base | RL | hybrid |", "|---|---|---|---|"]
+    pk = res.get("passk")
+    if pk:
+        for c, d in pk["per_class"].items():
+            hyb = res.get("hybrid", {}).get("pass1", {}).get(c)
+            rows.append(
+                f"| pass@1 ({c}) | {_pct(d['base']['mean'][0])} | {_pct(d['rl']['mean'][0])} | "
+                f"{_pct(hyb['mean']) if hyb else ''} |"
+            )
+            rows.append(
+                f"| pass@{pk['ks'][-1]} ({c}) | {_pct(d['base']['mean'][-1])} | "
+                f"{_pct(d['rl']['mean'][-1])} | |"
+            )
+    hy = res.get("hybrid")
+    if hy:
+        for r in hy.get("runs", []):
+            rows.append(
+                f"| recovery {r['name']} | | | {_pct(r.get('recovery'))}"
+                f"{_ci(*r['recovery_ci']) if r.get('recovery') is not None else ''}"
+                f" ({_pct(r['steered_fraction'])} tokens) |"
+            )
+    return "\n".join(rows)
+
+
+def write_report(out: Path, res: dict, sweep_result=None) -> None:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    if "passk" in res:
+        plot_passk(res, out / "passk.png")
+        plots.append(("pass@k, base vs RL (hybrid pass@1 as a square)", "passk.png"))
+    if sweep_result is not None:
+        plot_sweep(sweep_result, out / "sweep.png")
+        plots.append(("probe AUROC by layer, with baselines", "sweep.png"))
+    if res.get("hybrid", {}).get("runs"):
+        plot_recovery(res, out / "recovery.png")
+        plots.append(("gap recovered by the hybrid, with controls", "recovery.png"))
+        plot_router_trace(res, out / "router.png")
+        plots.append(("where the router fired", "router.png"))
+    if res.get("budget", {}).get("points"):
+        plot_budget(res, out / "budget.png")
+        plots.append(("recovery against the share of tokens touched", "budget.png"))
+    if res.get("formats", {}).get("logs"):
+        plot_formats(res, out / "formats.png")
+        plots.append(("format shares over RL steps", "formats.png"))
+    res["plots"] = [p for _, p in plots]
+    atomic_write_bytes(out / "results.json", json.dumps(_jsonable(res), indent=1).encode())
+    cfg = res["config"]
+    lines = [
+        f"# {cfg['experiment']['name']}: what did RL add?",
+        "",
+        "The question: does RL post-training teach the model *how* to solve problems, or "
+        "*when* to use strategies the base model already runs? This report compares the base "
+        f"model (`{cfg['models']['base']}`) with its RL version (`{cfg['models']['rl']}`) on "
+        f"the `{cfg['task']['kind']}` task. Every number below is in `results.json` with its "
+        "n and confidence interval (95% bootstrap over problems).",
+        "",
+        "## Summary",
+        "",
+        summary_table(res),
+        "",
+        "## Verdicts",
+        "",
+        *[f"- {v}" for v in _verdicts(res)],
+        "",
+        "## Figures",
+        "",
+        *[f"![{cap}]({p})\n" for cap, p in plots],
+        f"_Run time {res.get('seconds', 0)} s; versions: "
+        + ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items())
+        + "._",
+        "",
+    ]
+    atomic_write_bytes(out / "report.md", "\n".join(lines).encode())

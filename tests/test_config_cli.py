@@ -1,0 +1,117 @@
+"""Experiment configs fail early with key and line; the CLI documents every command."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import pytest
+
+from steering.cli import STAGE_HELP, build_parser, main
+from steering.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _write(tmp_path, body: str, model_dir=None) -> Path:
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text('{"start": "a", "hops": 9, "cls": "main"}\n')
+    spec = tmp_path / "task.json"
+    spec.write_text("{}")
+    base = model_dir("llama") if model_dir else tmp_path
+    text = f"""
+[experiment]
+name = "t"
+
+[models]
+base = "{base}"
+rl = "{base}"
+
+[task]
+kind = "organism"
+spec = "{spec}"
+dev = "{dev}"
+test = "{dev}"
+{body}
+"""
+    p = tmp_path / "exp.toml"
+    p.write_text(text)
+    return p
+
+
+def test_valid_config_loads(tmp_path, model_dir):
+    cfg = load_config(_write(tmp_path, "", model_dir))
+    assert cfg.sampling.n == 64 and cfg.extract.pooling == "decision"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            "\n[sampling]\nn = 8\nks = [1, 16]\n",
+            r"exp.toml:\d+: \[sampling\] ks: k=16 is larger than n=8",
+        ),
+        ("\n[sampling]\ntemprature = 0.6\n", r"exp.toml:\d+: \[sampling\] temprature: unknown key"),
+        ("\n[sampler]\nn = 2\n", r"\[sampler\]: unknown section"),
+        (
+            '\n[extract]\nsites = ["7"]\n',
+            r"\[extract\] sites: site '7' is out of range: the base model has 3 layers",
+        ),
+        ('\n[extract]\npooling = "max"\n', r"\[extract\] pooling: unknown pooling 'max'"),
+        ('\n[hybrid]\nrouters = ["oracle"]\n', r"\[hybrid\] routers: unknown 'oracle'"),
+        ('\n[sampling]\nn = "many"\n', r"\[sampling\] n: expected int, got str"),
+    ],
+)
+def test_config_errors_name_key_and_line(tmp_path, model_dir, body, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, body, model_dir))
+
+
+def test_line_number_is_the_offending_line(tmp_path, model_dir):
+    p = _write(tmp_path, "\n[sampling]\nn = 8\nks = [1, 16]\n", model_dir)
+    line = next(i for i, t in enumerate(p.read_text().splitlines(), 1) if t.startswith("ks ="))
+    with pytest.raises(ConfigError, match=rf"exp.toml:{line}: "):
+        load_config(p)
+
+
+def test_missing_model_path(tmp_path):
+    p = _write(tmp_path, "")
+    p.write_text(p.read_text().replace(f'base = "{tmp_path}"', 'base = "no/such/dir/x"'))
+    with pytest.raises(ConfigError, match=r"\[models\] base: no checkpoint at 'no/such/dir/x'"):
+        load_config(p)
+
+
+def test_cli_reports_config_errors_before_loading(tmp_path, model_dir, capsys):
+    p = _write(tmp_path, "\n[sampling]\nn = 4\nks = [8]\n", model_dir)
+    assert main(["run", str(p)]) == 2
+    assert "k=8 is larger than n=4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["qwen_math_vs_r1_distill", "open_reasoner_zero"])
+def test_example_gpu_configs_validate_without_weights(name):
+    cfg = load_config(ROOT / "data" / "experiments" / f"{name}.toml", check_paths=False)
+    assert cfg.sampling.n >= max(cfg.sampling.ks)
+    assert cfg.task.kind in ("gsm8k", "math500")
+
+
+@pytest.mark.parametrize("cmd", ["run", "validate", "diff-checkpoints", "organism", *STAGE_HELP])
+def test_every_subcommand_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([cmd, "--help"])
+    assert e.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_vllm_backend_is_import_guarded(monkeypatch):
+    real = builtins.__import__
+
+    def no_vllm(name, *a, **k):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("No module named 'vllm'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    from rlvr.sampling_vllm import sample_vllm
+
+    with pytest.raises(ImportError, match=r"pip install 'rsteer\[vllm\]'"):
+        sample_vllm("m", ["p"], n=2)

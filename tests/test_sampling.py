@@ -1,0 +1,294 @@
+"""The one generation loop: seeds, padding, KV cache, stop strings, n, the controller protocol."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import char_tokenizer, tiny_model
+
+import probes
+from rlvr import Samples, sample
+from rlvr.sampling import StepContext
+
+ARCHS = ["llama", "qwen2", "gpt2"]
+# Different lengths, so a batch is left-padded.
+PROMPTS = ["ab 12=c?d.", "xy 3", "hello world, 7+8=", "q"]
+
+
+@pytest.fixture(scope="module")
+def handles():
+    cache: dict = {}
+
+    def make(arch: str = "llama"):
+        if arch not in cache:
+            cache[arch] = probes.wrap(tiny_model(arch), char_tokenizer())
+        return cache[arch]
+
+    return make
+
+
+def _close(a: list[list[float]], b: list[list[float]], tol: float = 1e-5) -> None:
+    assert [len(x) for x in a] == [len(x) for x in b]
+    for x, y in zip(a, b):
+        torch.testing.assert_close(torch.tensor(x), torch.tensor(y), atol=tol, rtol=tol)
+
+
+class StepLogits:
+    """A callback keeping each step's last-position logits per (prompt, sample) row."""
+
+    def __init__(self):
+        self.by_row: dict[tuple[int, int], list[torch.Tensor]] = {}
+
+    def __call__(self, step, ctx):
+        for r, (i, j) in enumerate(zip(ctx.prompt_index.tolist(), ctx.sample_index.tolist())):
+            if bool(ctx.stepped[r]):  # rows done before this step only get padding
+                self.by_row.setdefault((i, j), []).append(ctx.logits[r].clone())
+
+
+# -- seeds and batching ---------------------------------------------------------------
+
+
+def test_same_seed_same_samples_and_batch_size_does_not_matter(handles):
+    h = handles("llama")
+    kw = dict(n=3, temperature=1.0, top_p=0.9, max_new_tokens=12, progress=False)
+    a = sample(h, PROMPTS, seed=7, **kw)
+    b = sample(h, PROMPTS, seed=7, **kw)
+    assert a.token_ids == b.token_ids and a.texts == b.texts
+    c = sample(h, PROMPTS, seed=8, **kw)
+    assert c.token_ids != a.token_ids
+    # documented: a draw depends on (seed, prompt, sample, step), not on the batch
+    d = sample(h, PROMPTS, seed=7, batch_size=2, **kw)
+    assert d.token_ids == a.token_ids
+    _close(d.logprobs, a.logprobs)
+    # samples of one prompt differ; more samples keep the first ones
+    assert len(set(map(tuple, a.token_ids[:3]))) > 1
+    e = sample(h, PROMPTS, seed=7, **{**kw, "n": 5})
+    assert [e.token_ids[i * 5 + j] for i in range(4) for j in range(3)] == a.token_ids
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_greedy_batched_equals_unbatched(arch, handles):
+    h = handles(arch)
+    batched = sample(h, PROMPTS, temperature=0, max_new_tokens=16, batch_size=64, progress=False)
+    for i, p in enumerate(PROMPTS):
+        one = sample(h, [p], temperature=0, max_new_tokens=16, progress=False)
+        assert one.token_ids[0] == batched.token_ids[i], (arch, p)
+        _close(one.logprobs, [batched.logprobs[i]])
+    two = sample(h, PROMPTS, temperature=0, max_new_tokens=16, batch_size=3, progress=False)
+    assert two.token_ids == batched.token_ids
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_kv_cache_equals_recompute(arch, handles):
+    h = handles(arch)
+    kw = dict(n=2, temperature=0.8, max_new_tokens=14, seed=3, progress=False)
+    cached, full = StepLogits(), StepLogits()
+    a = sample(h, PROMPTS, callback=cached, **kw)
+    b = sample(h, PROMPTS, callback=full, use_cache=False, **kw)
+    assert a.token_ids == b.token_ids
+    _close(a.logprobs, b.logprobs)
+    assert cached.by_row.keys() == full.by_row.keys()
+    for row, steps in cached.by_row.items():
+        torch.testing.assert_close(
+            torch.stack(steps), torch.stack(full.by_row[row]), atol=1e-5, rtol=1e-5
+        )
+
+
+def test_plain_hf_model_gives_the_same_samples(handles):
+    h = handles("llama")
+    kw = dict(n=2, temperature=1.0, max_new_tokens=10, seed=1, progress=False)
+    assert (
+        sample(h.model, PROMPTS, tokenizer=h.tokenizer, **kw).token_ids
+        == sample(h, PROMPTS, **kw).token_ids
+    )
+    with pytest.raises(ValueError, match="tokenizer"):
+        sample(h.model, PROMPTS)
+
+
+def test_logprobs_are_the_model_distribution_at_temperature_one(handles):
+    h = handles("gpt2")
+    out = sample(h, ["xy 3"], temperature=0.3, max_new_tokens=4, seed=0, progress=False)
+    enc = h.encode(["xy 3"])
+    ids = torch.cat([enc["input_ids"], torch.tensor([out.token_ids[0]])], dim=1)
+    with torch.no_grad():
+        logits = h.model(input_ids=ids).logits[0]
+    L = enc["input_ids"].shape[1]
+    want = torch.log_softmax(logits[L - 1 : -1], -1).gather(1, ids[0, L:, None]).squeeze(1)
+    torch.testing.assert_close(torch.tensor(out.logprobs[0]), want, atol=1e-5, rtol=1e-5)
+
+
+# -- stop strings, eos, n --------------------------------------------------------------
+
+
+class Spell:
+    """A select-only controller that makes row r emit the characters of texts[r]."""
+
+    def __init__(self, tok, texts):
+        self.ids = [
+            tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in texts
+        ]
+
+    def select(self, step, logits, proposed, ctx):
+        return [self.ids[i][min(step, len(self.ids[i]) - 1)] for i in ctx.prompt_index.tolist()]
+
+
+def test_stop_strings_eos_and_length(handles):
+    h = handles("llama")
+    tok = h.tokenizer
+    texts = ["abc=12 done", "xyz.. more text", "qq", "long text that goes on and on"]
+    steps, finished, alive = [], {}, []
+
+    def watch(step, ctx):
+        steps.append(step)
+        alive.append(ctx.prompt_index.tolist())
+        for i, d, st in zip(ctx.prompt_index.tolist(), ctx.done.tolist(), ctx.stepped.tolist()):
+            if d and st:
+                finished[i] = step
+
+    out = sample(
+        h,
+        PROMPTS,
+        temperature=0,
+        max_new_tokens=20,
+        stop=["=1", ".."],
+        controller=Spell(tok, texts),
+        callback=watch,
+        progress=False,
+    )
+    assert out.texts == ["abc", "xyz", "qq", "long text that goes "]
+    assert out.finish_reasons == ["stop", "stop", "eos", "length"]
+    # tokens run up to the one completing the stop string; eos is kept in token_ids
+    assert tok.decode(out.token_ids[0]) == "abc=1"
+    assert out.token_ids[2][-1] == tok.eos_token_id and len(out.token_ids[2]) == 3
+    assert [len(x) for x in out.token_ids] == [len(x) for x in out.logprobs]
+    assert len(out.token_ids[3]) == 20
+    # rows that stopped are done (and later dropped); the loop ran until every row finished
+    assert steps == list(range(20)) and finished == {0: 4, 1: 4, 2: 2}
+    assert alive[2] == [0, 1, 2, 3] and alive[3] == [0, 1, 3] and alive[5] == [3]
+
+
+def test_stop_strings_batched_equals_unbatched(handles):
+    h = handles("qwen2")
+    kw = dict(n=2, temperature=1.0, max_new_tokens=24, stop=["a", "e"], seed=5, progress=False)
+    a = sample(h, PROMPTS, **kw)
+    b = sample(h, PROMPTS, batch_size=1, **kw)
+    assert (
+        a.texts == b.texts and a.token_ids == b.token_ids and a.finish_reasons == b.finish_reasons
+    )
+    assert "stop" in a.finish_reasons
+    assert all("a" not in t and "e" not in t for t in a.texts)
+
+
+def test_n_samples_per_prompt(handles):
+    h = handles("llama")
+    out = sample(h, PROMPTS, n=3, temperature=1.0, max_new_tokens=6, seed=2, progress=False)
+    assert isinstance(out, Samples) and len(out) == 12
+    assert out.prompt_index == [i for i in range(4) for _ in range(3)]
+    assert out.sample_index == [0, 1, 2] * 4
+    groups = out.by_prompt()
+    assert len(groups) == 4 and all(len(g) == 3 for g in groups)
+    assert groups[1] == out.texts[3:6]
+    greedy = sample(h, PROMPTS, n=2, temperature=0, max_new_tokens=6, progress=False)
+    assert all(g[0] == g[1] for g in greedy.by_prompt())
+
+
+def test_token_id_prompts_and_progress_bar(handles, capsys):
+    h = handles("llama")
+    ids = [h.tokenizer(p)["input_ids"] for p in PROMPTS]
+    a = sample(h, ids, temperature=0, max_new_tokens=5, progress=False)
+    b = sample(h, PROMPTS, temperature=0, max_new_tokens=5, progress=False)
+    assert a.token_ids == b.token_ids
+    assert capsys.readouterr().err == ""
+    sample(h, PROMPTS, temperature=0, max_new_tokens=2, progress=True)
+    assert "4/4" in capsys.readouterr().err
+
+
+# -- the controller protocol -------------------------------------------------------------
+
+
+class Recorder:
+    """Checks what the loop hands a controller, step by step."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def setup(self, model):
+        self.calls.append(("setup",))
+
+    def edits(self, step, ctx: StepContext):
+        self.calls.append(
+            ("edits", step, ctx.input_ids.shape, ctx.position_ids.clone(), ctx.generated.shape)
+        )
+        ctx.extra[0]["seen"] = ctx.extra[0].get("seen", 0) + 1
+        return None
+
+    def select(self, step, logits, proposed, ctx):
+        self.calls.append(("select", step, logits.shape))
+        return [None] * ctx.batch_size  # keep the proposed tokens
+
+
+def test_controller_sees_positions_that_skip_left_padding(handles):
+    h = handles("llama")
+    rec = Recorder()
+    prompts = ["abc", "abcdef"]  # 4 and 7 tokens with <s>
+    out = sample(h, prompts, temperature=0, max_new_tokens=3, controller=rec, progress=False)
+    assert rec.calls[0] == ("setup",)
+    edits = [c for c in rec.calls if c[0] == "edits"]
+    _, step, shape, pos, gshape = edits[0]
+    assert step == 0 and tuple(shape) == (2, 7) and tuple(gshape) == (2, 0)
+    assert pos.tolist() == [[0, 0, 0, 0, 1, 2, 3], [0, 1, 2, 3, 4, 5, 6]]
+    _, step, shape, pos, gshape = edits[2]
+    assert step == 2 and tuple(shape) == (2, 1) and tuple(gshape) == (2, 2)
+    assert pos.tolist() == [[5], [8]]  # L + t - 1: the token fed at step t is generated token t-1
+    assert [c[0] for c in rec.calls[1:]] == ["edits", "select"] * 3
+    assert out.extra[0] == {"seen": 3} and out.extra[1] == {}
+    assert (
+        out.token_ids
+        == sample(h, prompts, temperature=0, max_new_tokens=3, progress=False).token_ids
+    )
+
+
+def test_select_replaces_tokens_and_logprob_is_the_models(handles):
+    h = handles("llama")
+    forced = h.tokenizer("z", add_special_tokens=False)["input_ids"][0]
+
+    class Force:
+        def select(self, step, logits, proposed, ctx):
+            return torch.full_like(proposed, forced) if step == 1 else None
+
+    seen = []
+    out = sample(
+        h,
+        PROMPTS[:2],
+        temperature=0,
+        max_new_tokens=3,
+        controller=Force(),
+        callback=lambda s, ctx: seen.append(torch.log_softmax(ctx.logits, -1)[:, forced]),
+        progress=False,
+    )
+    assert all(ids[1] == forced for ids in out.token_ids)
+    torch.testing.assert_close(torch.tensor([lp[1] for lp in out.logprobs]), seen[1])
+
+
+def test_bad_arguments_fail_early(handles):
+    h = handles("llama")
+    for kw, msg in [
+        (dict(temperature=-1), "temperature"),
+        (dict(top_p=0), "top_p"),
+        (dict(n=0), "n must"),
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(stop=[""]), "stop strings"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            sample(h, PROMPTS, progress=False, **kw)
+    with pytest.raises(ValueError, match="no prompts"):
+        sample(h, [], progress=False)
+    with pytest.raises(TypeError, match="cannot sample"):
+        sample(object(), PROMPTS)
+
+    class Edits:
+        def edits(self, step, ctx):
+            return {"1": lambda x: x}
+
+    with pytest.raises(TypeError, match="needs a model handle"):
+        sample(h.model, PROMPTS, tokenizer=h.tokenizer, controller=Edits(), progress=False)
