@@ -84,7 +84,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Samples", "StepContext", "sample", "step_uniform"]
+__all__ = ["Samples", "StepContext", "choose_tokens", "row_keys", "sample", "step_uniform"]
 
 FINISH_REASONS = ("stop", "eos", "length")
 
@@ -242,7 +242,7 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def _row_keys(seed: int, prompt_index: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
+def row_keys(seed: int, prompt_index: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
     s = torch.tensor([(seed & _M32) ^ ((seed >> 32) * 0x9E3779B9 & _M32)], dtype=torch.long)
     k = _hash32(_hash32(s.to(prompt_index.device)) ^ prompt_index.long())
     return _hash32(k ^ _hash32(sample_index.long() + 0x68E31DA4))
@@ -254,7 +254,7 @@ def step_uniform(keys: torch.Tensor, step: int) -> torch.Tensor:
     return ((h >> 9).float() + 0.5) / float(1 << 23)
 
 
-def _choose(
+def choose_tokens(
     logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor
 ) -> torch.Tensor:
     """Greedy, or inverse-CDF sampling with one uniform ``u`` per row."""
@@ -594,7 +594,7 @@ def _run_batch(
     B, P = ids.shape
     prompt_index = torch.tensor([i for i, _ in rows], device=device)
     sample_index = torch.tensor([j for _, j in rows], device=device)
-    keys = _row_keys(seed, prompt_index, sample_index)
+    keys = row_keys(seed, prompt_index, sample_index)
     eos_t = torch.tensor(eos, dtype=torch.long, device=device)
     stop_window = 2 * max((len(s) for s in stops), default=0) + 8
 
@@ -659,7 +659,7 @@ def _run_batch(
         logits = res.logits[:, -1, :].float()
         ctx.logits = logits
         u = step_uniform(keys[alive], t)
-        tokens = _choose(logits, cfg["temperature"], cfg["top_p"], u)
+        tokens = choose_tokens(logits, cfg["temperature"], cfg["top_p"], u)
         for c in controllers:
             fn = getattr(c, "select", None)
             sel = fn(t, logits, tokens, ctx) if fn is not None else None

@@ -8,3 +8,20 @@ forward passes with ``with steer.applied(handle): ...``.
 from .steer import OPS, POSITIONS, Steer
 
 __all__ = ["OPS", "POSITIONS", "Steer"]
+
+# the hybrid decoder (scheduling alone): routers, modes, controls, recovery
+from .hybrid import HybridDecoder, HybridEvent, HybridGeneration, HybridResult  # noqa: E402
+from .recovery import Recovery, recovery  # noqa: E402
+from .routers import ModelRouter, ProbeRouter, RandomRouter  # noqa: E402
+
+__all__ += [
+    "HybridDecoder",
+    "HybridEvent",
+    "HybridGeneration",
+    "HybridResult",
+    "ModelRouter",
+    "ProbeRouter",
+    "RandomRouter",
+    "Recovery",
+    "recovery",
+]
