@@ -43,7 +43,9 @@ class OrganismTask:
 
     @property
     def stop(self) -> list[str]:
-        return ["."]
+        # the organism ends every completion with "." then <eos>: stopping at <eos> keeps
+        # the "." (a stop string would be cut from the text) that the verifier requires
+        return []
 
     @property
     def max_new_tokens(self) -> int:
@@ -170,9 +172,16 @@ def load_task(
 
         if spec is None:
             raise ValueError(
-                "an organism task needs its definition: give task.spec = 'data/organism/task.json'"
+                "an organism task needs its definition: give task.spec = "
+                "'data/organism/recipe.toml' (its [task] table) or a JSON of the same keys"
             )
-        d = json.loads(Path(spec).read_text())
+        text = Path(spec).read_text()
+        if str(spec).endswith(".toml"):
+            import tomllib
+
+            d = tomllib.loads(text)
+        else:
+            d = json.loads(text)
         return OrganismTask(PermutationChain.from_dict(d.get("task", d)), files)
     if kind in ("gsm8k", "math500"):
         return MathTask(kind, files, **kw)

@@ -1,0 +1,350 @@
+"""The runner's hybrid stages: ``select`` (dev), ``hybrid`` and ``budget`` (test).
+
+- ``select`` chooses the steering site (among the ``n_sites`` best by probe AUROC for the
+  first hybrid label) and the coefficient on the *dev* split, with the RL-model router in
+  steer mode; it also fits the probe router: a classifier on the *base* model's
+  activations at the chosen site, labelled by where the *RL* model starts each strategy on
+  its own dev traces (what the base would need to know to schedule like RL).
+- ``hybrid`` runs every router x mode and the controls on the *test* split; accuracy per
+  problem over ``n`` samples; recovery against the pass@1 of base and RL from ``passk``.
+- ``budget`` sweeps the RL router's confidence threshold: recovery against the share of
+  tokens it touches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import probes
+from probes import REST, Site
+
+from .hybrid import HybridDecoder
+from .recovery import recovery
+from .routers import ModelRouter, ProbeRouter
+
+
+def _labels(run, res: dict) -> list[str]:
+    have = set(res["sweep"]["vectors"])
+    want = run.cfg.hybrid.labels or sorted(have)
+    missing = [x for x in want if x not in have]
+    if missing:
+        raise ValueError(
+            f"[hybrid] labels {missing} have no fitted vector (the base's dev traces never "
+            f"used them); vectors exist for {sorted(have)}"
+        )
+    return list(want)
+
+
+def _vectors(run, res: dict, labels: list[str], site: Site) -> dict[str, probes.SteeringVector]:
+    out = {}
+    for lab in labels:
+        v = probes.SteeringVector.load(res["sweep"]["vectors"][lab], model=run.model("base"))
+        out[lab] = probes.SteeringVector(
+            {site: v[site]},
+            lab,
+            v.method,
+            v.fingerprint,
+            v.pooling,
+            v.baseline,
+            v.data_hash,
+            v.n_examples,
+        )
+    return out
+
+
+def _accuracy(run, problems, hres, n: int) -> np.ndarray:
+    acc = np.zeros(len(problems))
+    for g in hres.generations:
+        acc[g.prompt_index] += run.task.verify(problems[g.prompt_index], g.text) > 0.5
+    return acc / n
+
+
+def _generate(run, dec: HybridDecoder, problems, n: int, seed: int):
+    s = run.cfg.sampling
+    return dec.generate(
+        [run.task.prompt(p) for p in problems],
+        n=n,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_new_tokens=run.max_new_tokens,
+        stop=run.task.stop,
+        seed=seed,
+        batch_size=s.batch_size,
+        progress=run.progress,
+    )
+
+
+def stage_select(run, res: dict, table) -> dict:
+    h = run.cfg.hybrid
+    labels = _labels(run, res)
+    rows = [r for r in res["sweep"]["rows"] if r["label"] == labels[0]]
+    sites = [r["site"] for r in sorted(rows, key=lambda r: -r["auroc"])][: h.n_sites]
+    problems = run.problems("dev")
+    key = [
+        "select",
+        labels,
+        sites,
+        h.coefs,
+        h.n,
+        run.fingerprints(),
+        run.seed,
+        run.cfg.sampling.temperature,
+        res["sweep"]["vectors"],
+    ]
+
+    def compute() -> dict:
+        grid = []
+        router = ModelRouter(run.model("rl"), run.task.segment_start)
+        for site in sites:
+            vecs = _vectors(run, res, labels, Site.parse(site))
+            for coef in h.coefs:
+                dec = HybridDecoder(
+                    run.model("base"), router, vecs, mode="steer", coef=coef, labels=labels
+                )
+                out = _generate(run, dec, problems, h.n, run.seed + 2)
+                grid.append(
+                    {
+                        "site": site,
+                        "coef": coef,
+                        "acc": float(_accuracy(run, problems, out, h.n).mean()),
+                        "steered_fraction": out.steered_fraction,
+                    }
+                )
+        best = max(grid, key=lambda g: (g["acc"], -g["coef"]))
+        return {
+            "labels": labels,
+            "grid": grid,
+            "site": best["site"],
+            "coef": best["coef"],
+            "dev_problems": len(problems),
+        }
+
+    return run.cached("select", key, compute)
+
+
+def _probe_router(run, res: dict, site: Site, labels: list[str]):
+    """A classifier on base activations at ``site`` for where the RL model starts a strategy."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .experiment import labelled_traces
+
+    problems = run.problems("dev")
+    per = max(1, -(-run.cfg.extract.n_traces // len(problems)))
+    smp = run.sample("rl", problems, per, run.seed + 3)
+    traces = labelled_traces(run, problems, smp)
+    present = sorted({s.label for t in traces for s in t.spans} & set(labels))
+    if not traces or not present:
+        return None, "the RL model's dev traces use none of the hybrid labels"
+    table = probes.extract(
+        run.model("base"), traces, [site], "decision", labels=present, progress=False
+    )
+    X = table.X(site).numpy()
+    y = np.array([lab if lab in present else REST for lab in table.labels])
+    if len(set(y)) < 2:
+        return None, "the probe's training data has a single class"
+    clf = LogisticRegression(max_iter=2000, random_state=run.seed).fit(X, y)
+    return ProbeRouter(
+        clf,
+        site,
+        labels={c: (c if c in present else None) for c in clf.classes_},
+        model=run.model("rl"),
+    ), None
+
+
+def _record(
+    name: str,
+    router: str,
+    mode: str,
+    control: str | None,
+    acc: np.ndarray,
+    out,
+    base: np.ndarray,
+    rl: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> dict:
+    r: dict[str, Any] = {
+        "name": name,
+        "router": router,
+        "mode": mode,
+        "control": control,
+        "acc": float(acc.mean()),
+        "steered_fraction": float(out.steered_fraction),
+        "label_shares": {str(k): v for k, v in out.label_shares.items()},
+        "acc_per_problem": acc.tolist(),
+    }
+    try:
+        rec = recovery(acc, base, rl, n_boot=n_boot, seed=seed)
+        r.update(recovery=rec.value, recovery_ci=list(rec.ci))
+    except ValueError as e:
+        r.update(recovery=None, recovery_ci=None, refused=str(e))
+    return r
+
+
+def stage_hybrid(run, res: dict, table) -> dict:
+    h = run.cfg.hybrid
+    sel = res.get("select") or stage_select(run, res, table)
+    site, coef, labels = Site.parse(sel["site"]), sel["coef"], sel["labels"]
+    problems = run.problems("test")
+    n_pk = res["passk"]["n"]
+    base = np.array(res["passk"]["raw"]["base_correct"]) / n_pk
+    rl = np.array(res["passk"]["raw"]["rl_correct"]) / n_pk
+    key = [
+        "hybrid",
+        sel,
+        h.routers,
+        h.modes,
+        h.controls,
+        h.n,
+        run.fingerprints(),
+        run.seed,
+        run.cfg.sampling.temperature,
+        run.cfg.task.n_test,
+        n_pk,
+        h.n_boot,
+    ]
+
+    def compute() -> dict:
+        vecs = _vectors(run, res, labels, site)
+        runs: list[dict] = []
+        examples: list[dict] = []
+        seed = run.seed + 4
+        probe_note = None
+        for rname in h.routers:
+            if rname == "rl":
+                router = ModelRouter(run.model("rl"), run.task.segment_start)
+            elif rname == "probe":
+                router, probe_note = _probe_router(run, res, site, labels)
+                if router is None:
+                    continue
+            else:
+                continue  # "random" is run as the random_rate control of the RL router
+            for mode in h.modes:
+                dec = HybridDecoder(
+                    run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels
+                )
+                out = _generate(run, dec, problems, h.n, seed)
+                acc = _accuracy(run, problems, out, h.n)
+                runs.append(
+                    _record(
+                        f"{rname}/{mode}", rname, mode, None, acc, out, base, rl, h.n_boot, run.seed
+                    )
+                )
+                if rname == "rl" and mode == "steer":
+                    main_out, main_acc = out, acc
+                    examples = [
+                        {
+                            "prompt": run.task.prompt(problems[g.prompt_index]),
+                            "text": g.text,
+                            "fired": [(e.step, str(e.label)) for e in g.log],
+                            "correct": bool(run.task.verify(problems[g.prompt_index], g.text)),
+                        }
+                        for g in out.generations[:: max(1, len(out.generations) // 6)][:6]
+                    ]
+                    if "rl" in h.routers:
+                        ctl = {
+                            "random_rate": dict(
+                                random_firing=True,
+                                firing_rate=out.steered_fraction,
+                                label_shares=out.label_shares,
+                            ),
+                            "random_vector": dict(random_vectors=True, control_seed=run.seed),
+                            "bias_only": dict(bias_only=True),
+                            "rerank": dict(rerank=True),
+                        }
+                        for c in h.controls:
+                            if c == "bias_only" and len(labels) < 2:
+                                continue  # one label: bias-only is the vector itself
+                            cdec = dec.with_controls(**ctl[c])
+                            cout = _generate(run, cdec, problems, h.n, seed)
+                            cacc = _accuracy(run, problems, cout, h.n)
+                            runs.append(
+                                _record(
+                                    f"control: {c}",
+                                    rname,
+                                    mode,
+                                    c,
+                                    cacc,
+                                    cout,
+                                    base,
+                                    rl,
+                                    h.n_boot,
+                                    run.seed,
+                                )
+                            )
+        pass1: dict[str, dict] = {}
+        if "rl" in h.routers and "steer" in h.modes:
+            from rlvr.passk import bootstrap_ci
+
+            classes = np.array([run.task.cls_of(p) for p in problems])
+            for c in ["all", *sorted(set(classes))]:
+                m = np.ones(len(classes), bool) if c == "all" else classes == c
+                lo, hi = bootstrap_ci(main_acc[m], n_boot=h.n_boot, seed=run.seed)
+                pass1[c] = {"mean": float(main_acc[m].mean()), "low": float(lo), "high": float(hi)}
+            del main_out
+        return {
+            "site": site.name,
+            "coef": coef,
+            "labels": labels,
+            "n": h.n,
+            "n_problems": len(problems),
+            "acc_base": float(base.mean()),
+            "acc_rl": float(rl.mean()),
+            "runs": runs,
+            "pass1": pass1,
+            "examples": examples,
+            "example_run": "rl/steer",
+            "probe_note": probe_note,
+        }
+
+    return run.cached("hybrid", key, compute)
+
+
+def stage_budget(run, res: dict, table) -> dict:
+    h = run.cfg.hybrid
+    sel = res.get("select") or stage_select(run, res, table)
+    site, coef, labels = Site.parse(sel["site"]), sel["coef"], sel["labels"]
+    problems = run.problems("test")
+    n_pk = res["passk"]["n"]
+    base = np.array(res["passk"]["raw"]["base_correct"]) / n_pk
+    rl = np.array(res["passk"]["raw"]["rl_correct"]) / n_pk
+    key = [
+        "budget",
+        sel,
+        h.thresholds,
+        h.modes,
+        h.n,
+        run.fingerprints(),
+        run.seed,
+        run.cfg.sampling.temperature,
+        run.cfg.task.n_test,
+        n_pk,
+        h.n_boot,
+    ]
+
+    def compute() -> dict:
+        vecs = _vectors(run, res, labels, site)
+        pts = []
+        for mode in h.modes:
+            for tau in h.thresholds:
+                router = ModelRouter(run.model("rl"), run.task.segment_start, tau=tau)
+                dec = HybridDecoder(
+                    run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels
+                )
+                out = _generate(run, dec, problems, h.n, run.seed + 4)
+                acc = _accuracy(run, problems, out, h.n)
+                r = _record(f"tau={tau}", "rl", mode, None, acc, out, base, rl, h.n_boot, run.seed)
+                r["threshold"] = tau
+                r.pop("acc_per_problem")
+                pts.append(r)
+        return {
+            "points": [p for p in pts if p.get("recovery") is not None],
+            "refused": [p for p in pts if p.get("recovery") is None],
+        }
+
+    return run.cached("budget", key, compute)
+
+
+STAGE_FUNCS = {"select": stage_select, "hybrid": stage_hybrid, "budget": stage_budget}
