@@ -11,8 +11,8 @@ the last site is early, since the pass stops there), and faster than caching eve
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import os
+import sys
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -20,18 +20,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 import probes
 from probes import LabeledTrace, Site
 
-
-def timed_round_robin(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per function; methods alternate each round so load drift hits all."""
-    for fn in fns.values():
-        fn()  # warm-up
-    ts: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            ts[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in ts.items()}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import timed_round_robin  # noqa: E402
 
 
 def main() -> None:

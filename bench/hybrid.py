@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -38,18 +37,8 @@ from rlvr.sampling import sample
 from steering.hybrid import HybridDecoder
 from steering.routers import ModelRouter
 
-
-def timed_round_robin(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per function; methods alternate each round so load drift hits all."""
-    for fn in fns.values():
-        fn()  # warm-up
-    ts: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            ts[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in ts.items()}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import timed_round_robin  # noqa: E402
 
 
 def segment_start(prefix: str, next_text: str) -> str | None:

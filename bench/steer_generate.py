@@ -20,26 +20,14 @@ No assertions: this is a measurement, not a test.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
-import string
-import time
+import sys
 
 import torch
 
-
-def char_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
-    for c in string.ascii_lowercase + string.digits + " =?.:>|,+-":
-        vocab[c] = len(vocab)
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    tk.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import char_tokenizer, timed  # noqa: E402
 
 
 def build(args):
@@ -59,16 +47,6 @@ def build(args):
         eos_token_id=None,  # nobody stops early: every method does the same steps
     )
     return LlamaForCausalLM(cfg).to(args.device).eval()
-
-
-def timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
 
 
 def main() -> None:

@@ -379,7 +379,9 @@ class HFHandle(ModelHandle):
                 )
             except _Stop:
                 return RunOutput(None, acts, past_key_values)
-        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+        cache = getattr(out, "cache", None)  # transformers >= 5.2x
+        if cache is None:
+            cache = getattr(out, "past_key_values", None)
         return RunOutput(out.logits, acts, cache if use_cache else None)
 
 
