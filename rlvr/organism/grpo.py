@@ -1,0 +1,198 @@
+"""RL with verifiable rewards on the organism: TRL's ``GRPOTrainer`` on the task's verifier.
+
+Every reward call (one per optimiser step: ``prompts_per_step x group`` rollouts) appends
+one JSON line to the log: ``{"step", "formats": {name: count}, "reward": mean, ...}`` where
+``step`` counts the updates made before those rollouts were sampled (0 = the base model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .task import FORMATS, OTHER, PermutationChain, Problem
+
+__all__ = ["RLSpec", "grpo_train"]
+
+
+@dataclass(frozen=True)
+class RLSpec:
+    """GRPO settings (TRL names in brackets).
+
+    ``group`` rollouts per prompt [num_generations], ``prompts_per_step`` prompts per
+    update, learning rate ``lr`` (constant), KL weight ``beta`` (0 = no reference model),
+    sampling ``temperature``; the completion budget comes from the task
+    (``max_completion_length = task.budget + 1`` for the closing ``<eos>``).
+    """
+
+    steps: int = 200
+    prompts_per_step: int = 8
+    group: int = 16
+    lr: float = 1e-4
+    beta: float = 0.0
+    temperature: float = 1.0
+    epsilon: float = 0.2
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.group < 2:
+            raise ValueError(f"group={self.group}: GRPO needs >= 2 rollouts per prompt")
+        if self.steps < 1 or self.prompts_per_step < 1:
+            raise ValueError("steps and prompts_per_step must be >= 1")
+        if not 0 < self.lr <= 1e-3:
+            raise ValueError(
+                f"lr={self.lr} must lie in (0, 1e-3]; 1e-4 or less keeps the base's skills"
+            )
+
+
+class _RewardLog:
+    """The verifier as a TRL reward function that also logs format shares per step."""
+
+    __name__ = "verify"
+
+    def __init__(self, task: PermutationChain, log_path: Path, progress: Any = None) -> None:
+        self.task = task
+        self.log_path = log_path
+        self.calls = 0
+        self.progress = progress
+        self.t0 = time.perf_counter()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("")
+
+    def __call__(
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        start: Sequence[str],
+        hops: Sequence[int],
+        **_: Any,
+    ) -> list[float]:
+        problems = [Problem(s, int(h)) for s, h in zip(start, hops)]
+        rewards = [self.task.verify(p, c) for p, c in zip(problems, completions)]
+        fmts = [self.task.format_of(c) for c in completions]
+        counts = Counter(fmts)
+        ok = Counter(f for f, r in zip(fmts, rewards) if r > 0)
+        names = (*FORMATS, OTHER)
+        stats = [self.task.trace_stats(p, c) for p, c in zip(problems, completions)]
+        steps = sum(s.steps for s in stats)
+        checks = sum(s.checks for s in stats)
+        record = {
+            "step": self.calls,
+            "formats": {f: int(counts.get(f, 0)) for f in names},
+            "reward": sum(rewards) / len(rewards),
+            "reward_by_format": {
+                f: (ok.get(f, 0) / counts[f]) if counts.get(f) else None for f in names
+            },
+            "step_acc": (sum(s.steps_right for s in stats) / steps) if steps else None,
+            "checks_per_step": (checks / steps) if steps else None,
+            "finished": sum(s.finished for s in stats) / len(stats),
+            "mean_length": sum(s.length for s in stats) / len(stats),
+            "seconds": round(time.perf_counter() - self.t0, 2),
+        }
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self.calls += 1
+        if self.progress is not None:
+            self.progress.update(1)
+            self.progress.set_postfix(reward=f"{record['reward']:.3f}")
+        return rewards
+
+
+def grpo_train(
+    task: PermutationChain,
+    base_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    problems: Sequence[Problem],
+    spec: RLSpec,
+    seed: int,
+    log_path: str | os.PathLike[str],
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run GRPO from the checkpoint in ``base_dir`` on ``problems``; save to ``out_dir``.
+
+    Returns ``{"seconds", "steps", "seed"}``. Uses one CPU process (``use_cpu=True``,
+    fp32, no gradient checkpointing).
+    """
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    if not problems:
+        raise ValueError("no training problems: pass the train split")
+    base_dir, out_dir, log_path = Path(base_dir), Path(out_dir), Path(log_path)
+    if not (base_dir / "config.json").exists():
+        raise ValueError(f"no checkpoint in {base_dir}: pretrain the base first")
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    data = Dataset.from_list(
+        [{"prompt": task.prompt(p), "start": p.start, "hops": p.hops} for p in problems]
+    )
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=spec.steps, desc=f"grpo seed {seed}", leave=False)
+    reward = _RewardLog(task, log_path, bar)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = GRPOConfig(
+            output_dir=tmp,
+            use_cpu=True,
+            bf16=False,
+            fp16=False,
+            gradient_checkpointing=False,
+            per_device_train_batch_size=spec.prompts_per_step * spec.group,
+            gradient_accumulation_steps=1,
+            num_generations=spec.group,
+            max_completion_length=task.budget + 1,
+            temperature=spec.temperature,
+            top_p=1.0,
+            top_k=0,
+            learning_rate=spec.lr,
+            lr_scheduler_type="constant",
+            warmup_steps=spec.warmup_steps,
+            beta=spec.beta,
+            epsilon=spec.epsilon,
+            loss_type=spec.loss_type,
+            scale_rewards=spec.scale_rewards,
+            max_grad_norm=spec.max_grad_norm,
+            max_steps=spec.steps,
+            num_train_epochs=1_000_000,
+            seed=seed,
+            data_seed=seed,
+            logging_steps=10_000,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[reward],
+            args=config,
+            train_dataset=data,
+            processing_class=tokenizer,
+        )
+        trainer.train()
+        seconds = time.perf_counter() - t0
+        model = trainer.model
+    if bar is not None:
+        bar.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    model.config.use_cache = True  # the trainer turns the cache off while training
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return {"seconds": seconds, "steps": spec.steps, "seed": seed}

@@ -1,0 +1,499 @@
+"""The organism's verifiable task: follow a secret permutation for k hops.
+
+There are ``n_states`` states, each one character (``a``-``z`` then ``A``-``Z``), and one
+fixed secret permutation ``f`` (a single cycle drawn from the task seed, so a chain never
+repeats within ``n_states`` hops). A problem is a start state ``s0`` and a hop count ``k``;
+its prompt is ``"{s0}{k:02d}:"`` and its answer is the last three states of the true chain
+``s_{k-2} s_{k-1} s_k`` with ``s_i = f(s_{i-1})``. A completion ends with ``=xyz.``; the
+verifier rewards it 1.0 when ``xyz`` is the answer and the ``.`` lies within the task's
+completion budget (``budget`` characters = tokens), else 0.0.
+
+Three solution formats exist in the pretraining corpus:
+
+``DIRECT``  ``=xyz.`` at once (a guess).
+``STEP``    every state written in turn (``bcd...``), then ``=`` and the last three.
+``CHECK``   like STEP, but after some steps ``?v`` re-computes the step from the state before
+            it (``v = f(previous state)``); the chain continues from ``v``.
+
+Strategy segments are labelled exactly (character spans): ``step`` (one written state),
+``check`` (``?v``), ``answer`` (``=xyz`` after a body) and ``direct`` (``=xyz`` as the
+whole completion). :meth:`PermutationChain.segment_start` is the one definition of "the
+next token begins a segment of strategy X" shared by extraction and routing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "ALPHABET",
+    "FORMATS",
+    "SEGMENT_LABELS",
+    "CorpusSpec",
+    "Problem",
+    "PermutationChain",
+    "Segment",
+    "TraceStats",
+    "read_problems",
+    "write_problems",
+]
+
+ALPHABET = string.ascii_lowercase + string.ascii_uppercase
+FORMATS = ("DIRECT", "STEP", "CHECK")
+SEGMENT_LABELS = ("step", "check", "answer", "direct")
+OTHER = "OTHER"
+_ANSWER_RE = re.compile(r"([A-Za-z?]*)=([A-Za-z]{3})\.")
+
+
+class Segment(NamedTuple):
+    """A labelled character range ``[start, end)`` (same fields as ``probes.spans.Span``)."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: start state, hop count and the class it was drawn for."""
+
+    start: str
+    hops: int
+    cls: str = "main"
+
+    @property
+    def uid(self) -> str:
+        return f"{self.start}{self.hops:02d}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "hops": self.hops, "cls": self.cls}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Problem:
+        missing = [key for key in ("start", "hops") if key not in d]
+        if missing:
+            raise ValueError(f"problem record {dict(d)!r} lacks {missing}: write start and hops")
+        return cls(str(d["start"]), int(d["hops"]), str(d.get("cls", "main")))
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """How pretraining traces are written (the formats are chosen at random per trace).
+
+    ``mix`` gives the DIRECT/STEP/CHECK shares; ``corrupt`` the chance that a written step is
+    a wrong state (the chain continues from what was written); ``check_p`` the chance that a
+    CHECK trace re-computes a step with ``?v`` (always right); ``direct_right`` the chance
+    that a DIRECT answer is right (else three random states); ``hops`` the inclusive hop
+    range of corpus problems.
+    """
+
+    mix: tuple[float, float, float] = (0.2, 0.5, 0.3)
+    corrupt: float = 0.2
+    check_p: float = 0.5
+    direct_right: float = 0.2
+    hops: tuple[int, int] = (2, 32)
+
+    def __post_init__(self) -> None:
+        if len(self.mix) != 3 or min(self.mix) < 0 or abs(sum(self.mix) - 1.0) > 1e-6:
+            raise ValueError(
+                f"mix={self.mix} must be three shares (DIRECT, STEP, CHECK) summing to 1"
+            )
+        for name in ("corrupt", "check_p", "direct_right"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value} must be a probability in [0, 1]")
+        lo, hi = self.hops
+        if not 2 <= lo <= hi:
+            raise ValueError(
+                f"hops={self.hops} must be an inclusive range (lo, hi) with 2 <= lo <= hi"
+            )
+
+
+@dataclass
+class TraceStats:
+    """What a completion did, step by step, judged against the true permutation.
+
+    A step is right when it equals ``f`` of the state before it (the chain as written,
+    checks included); a check is right when its value equals ``f`` of the state before the
+    step it follows. Hard checks follow a wrong step: copying the written value fails them.
+    """
+
+    format: str
+    steps: int = 0
+    steps_right: int = 0
+    checks: int = 0
+    checks_right: int = 0
+    hard_checks: int = 0
+    hard_checks_right: int = 0
+    checks_after_wrong: int = 0
+    wrong_steps: int = 0
+    checks_after_right: int = 0
+    hops_written: int = 0
+    stopped_right: bool = False
+    answer_consistent: bool = False
+    finished: bool = False
+    length: int = 0
+    correct: bool = False
+
+
+@dataclass(frozen=True)
+class PermutationChain:
+    """The permutation-chain task: problems, prompts, verifier, formats and spans.
+
+    ``classes`` maps a class name to its inclusive hop range; ``budget`` is the completion
+    budget in tokens (one token per character) that sampling and RL share: a completion
+    whose final ``.`` lies beyond it earns no reward.
+    """
+
+    n_states: int = 52
+    seed: int = 0
+    budget: int = 62
+    classes: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: {"main": (12, 19), "long": (26, 32)}
+    )
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.n_states <= len(ALPHABET):
+            raise ValueError(
+                f"n_states={self.n_states} must lie in [4, {len(ALPHABET)}]: states are letters"
+            )
+        if self.budget < 5:
+            raise ValueError(f"budget={self.budget} is too small: a completion needs >= 5 tokens")
+        for name, rng in self.classes.items():
+            lo, hi = rng
+            if not 2 <= lo <= hi <= 99:
+                raise ValueError(
+                    f"class {name!r} has hops {rng}: give an inclusive range with 2 <= lo <= hi <= 99"
+                )
+        object.__setattr__(
+            self, "classes", {k: (int(v[0]), int(v[1])) for k, v in self.classes.items()}
+        )
+        order = np.random.default_rng(self.seed).permutation(self.n_states)
+        succ = [0] * self.n_states
+        for i in range(self.n_states):
+            succ[order[i]] = order[(i + 1) % self.n_states]
+        object.__setattr__(self, "_succ", "".join(ALPHABET[j] for j in succ))
+
+    # ------------------------------------------------------------------ the rule
+
+    @property
+    def states(self) -> str:
+        return ALPHABET[: self.n_states]
+
+    def step(self, state: str) -> str:
+        """``f(state)``: the state one hop after ``state``."""
+        i = self.states.find(state)
+        if len(state) != 1 or i < 0:
+            raise ValueError(f"{state!r} is not a state of this task: use one of {self.states!r}")
+        return self._succ[i]  # type: ignore[attr-defined]
+
+    def chain(self, problem: Problem) -> str:
+        """``s0 s1 ... sk`` of the true chain."""
+        out = [problem.start]
+        for _ in range(problem.hops):
+            out.append(self.step(out[-1]))
+        return "".join(out)
+
+    def answer(self, problem: Problem) -> str:
+        return self.chain(problem)[-3:]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_states": self.n_states,
+            "seed": self.seed,
+            "budget": self.budget,
+            "classes": {k: list(v) for k, v in self.classes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PermutationChain:
+        return cls(
+            n_states=int(d.get("n_states", 52)),
+            seed=int(d.get("seed", 0)),
+            budget=int(d.get("budget", 62)),
+            classes={k: (int(v[0]), int(v[1])) for k, v in dict(d.get("classes", {})).items()}
+            or {"main": (12, 19), "long": (26, 32)},
+        )
+
+    # ------------------------------------------------------------------ problems
+
+    def _check_problem(self, problem: Problem) -> None:
+        if problem.start not in self.states or len(problem.start) != 1:
+            raise ValueError(f"problem start {problem.start!r} is not a state of this task")
+        if not 2 <= problem.hops <= 99:
+            raise ValueError(f"problem hops={problem.hops} must lie in [2, 99]")
+
+    def hop_range(self, cls: str) -> tuple[int, int]:
+        if cls not in self.classes:
+            raise ValueError(f"unknown class {cls!r}: use one of {sorted(self.classes)}")
+        return self.classes[cls]
+
+    def all_problems(self, cls: str) -> list[Problem]:
+        """Every distinct problem of a class, in a fixed order."""
+        lo, hi = self.hop_range(cls)
+        return [Problem(s, k, cls) for k in range(lo, hi + 1) for s in self.states]
+
+    def sample_problems(
+        self, n: int, seed: int, hops: tuple[int, int] | None = None, cls: str = "main"
+    ) -> list[Problem]:
+        """``n`` random problems (with replacement) with hops in ``hops`` (default: the class)."""
+        lo, hi = hops if hops is not None else self.hop_range(cls)
+        if not 2 <= lo <= hi <= 99:
+            raise ValueError(f"hops={(lo, hi)} must be an inclusive range with 2 <= lo <= hi <= 99")
+        rng = np.random.default_rng(seed)
+        starts = rng.integers(0, self.n_states, size=n)
+        ks = rng.integers(lo, hi + 1, size=n)
+        return [Problem(self.states[s], int(k), cls) for s, k in zip(starts, ks)]
+
+    def splits(self, seed: int, sizes: Mapping[str, Mapping[str, int]]) -> dict[str, list[Problem]]:
+        """Disjoint train/dev/test splits: ``sizes[cls] = {"test": 200, "dev": 32}``; the rest
+        of each class goes to ``train`` when ``sizes[cls]["train"]`` is -1 (or up to that many).
+        """
+        out: dict[str, list[Problem]] = {"train": [], "dev": [], "test": []}
+        for i, cls in enumerate(sorted(sizes)):
+            pool = self.all_problems(cls)
+            order = np.random.default_rng([seed, i]).permutation(len(pool))
+            want = dict(sizes[cls])
+            bad = set(want) - set(out)
+            if bad:
+                raise ValueError(f"unknown split names {sorted(bad)}: use train, dev, test")
+            fixed = sum(v for k, v in want.items() if k != "train" or v >= 0)
+            if fixed > len(pool):
+                raise ValueError(
+                    f"class {cls!r} has {len(pool)} distinct problems but the splits ask for "
+                    f"{fixed}: widen its hop range or shrink the splits"
+                )
+            pos = 0
+            for name in ("test", "dev", "train"):
+                count = want.get(name, 0)
+                if count < 0:
+                    count = len(pool) - pos
+                out[name].extend(pool[j] for j in order[pos : pos + count])
+                pos += count
+        return out
+
+    # ------------------------------------------------------------------ text
+
+    def prompt(self, problem: Problem) -> str:
+        self._check_problem(problem)
+        return f"{problem.start}{problem.hops:02d}:"
+
+    def parse_prompt(self, prompt: str) -> Problem:
+        m = re.fullmatch(r"([A-Za-z])(\d\d):", prompt)
+        if not m or m.group(1) not in self.states:
+            raise ValueError(f"{prompt!r} is not a prompt of this task: expected e.g. 'a12:'")
+        return Problem(m.group(1), int(m.group(2)))
+
+    def verify(self, problem: Problem, completion: str) -> float:
+        """1.0 when the completion's ``=xyz.`` holds the answer within the budget, else 0.0."""
+        m = _ANSWER_RE.match(completion)
+        if m is None or m.end() > self.budget:
+            return 0.0
+        return 1.0 if m.group(2) == self.answer(problem) else 0.0
+
+    def format_of(self, completion: str) -> str:
+        """DIRECT (starts with ``=``), CHECK (a ``?`` before the answer), STEP, or OTHER."""
+        if completion.startswith("="):
+            return "DIRECT"
+        if not completion or completion[0] not in self.states:
+            return OTHER
+        body = re.split(r"[=.]", completion, maxsplit=1)[0]
+        return "CHECK" if "?" in body else "STEP"
+
+    def spans(self, prompt: str, completion: str) -> list[Segment]:
+        """Labelled segments of ``prompt + completion`` in character offsets of that text.
+
+        ``step``: one written state; ``check``: ``?v``; ``answer``/``direct``: ``=xyz``.
+        Text that breaks the grammar (e.g. a stray digit) ends the labelling.
+        """
+        out: list[Segment] = []
+        base = len(prompt)
+        i = 0
+        c = completion
+        while i < len(c):
+            ch = c[i]
+            if ch in self.states:
+                out.append(Segment(base + i, base + i + 1, "step"))
+                i += 1
+            elif ch == "?" and i > 0 and i + 1 < len(c) and c[i + 1] in self.states:
+                out.append(Segment(base + i, base + i + 2, "check"))
+                i += 2
+            elif ch == "=":
+                end = i + 1
+                while end < len(c) and end < i + 4 and c[end] in self.states:
+                    end += 1
+                if end == i + 4:
+                    out.append(Segment(base + i, base + end, "direct" if i == 0 else "answer"))
+                break
+            else:
+                break
+        return out
+
+    def segment_start(self, prefix_text: str, next_token_text: str) -> str | None:
+        """The label of the segment that ``next_token_text`` would begin after ``prefix_text``.
+
+        ``prefix_text`` is the prompt plus the completion so far (with or without a leading
+        BOS string). Returns ``"direct"``, ``"answer"``, ``"check"``, ``"step"`` or None
+        (the token continues a segment, ends the trace, or lies in the prompt).
+        """
+        colon = prefix_text.find(":")
+        if colon < 0 or not next_token_text:
+            return None
+        done = prefix_text[colon + 1 :]
+        if "=" in done or "." in done:
+            return None
+        tok = next_token_text[0]
+        if tok == "=":
+            return "direct" if not done else "answer"
+        if done.endswith("?"):
+            return None
+        if tok == "?":
+            return "check" if done and done[-1] in self.states else None
+        if tok in self.states:
+            return "step"
+        return None
+
+    # ------------------------------------------------------------------ judging traces
+
+    def trace_stats(self, problem: Problem, completion: str) -> TraceStats:
+        """Step-by-step account of a completion (see :class:`TraceStats`)."""
+        st = TraceStats(format=self.format_of(completion))
+        m = _ANSWER_RE.match(completion)
+        st.finished = m is not None
+        st.length = m.end() if m else len(completion)
+        st.correct = self.verify(problem, completion) == 1.0
+        if st.format in ("DIRECT", OTHER):
+            return st
+        body = m.group(1) if m else completion
+        eff = [problem.start]
+        before = problem.start  # state before the last written step
+        last_step_right: bool | None = None
+        i = 0
+        while i < len(body):
+            ch = body[i]
+            if ch in self.states:
+                before = eff[-1]
+                right = ch == self.step(before)
+                st.steps += 1
+                st.steps_right += right
+                st.wrong_steps += not right
+                eff.append(ch)
+                last_step_right = right
+                i += 1
+            elif ch == "?" and i + 1 < len(body) and body[i + 1] in self.states:
+                v = body[i + 1]
+                if last_step_right is not None:
+                    ok = v == self.step(before)
+                    st.checks += 1
+                    st.checks_right += ok
+                    if last_step_right:
+                        st.checks_after_right += 1
+                    else:
+                        st.checks_after_wrong += 1
+                        st.hard_checks += 1
+                        st.hard_checks_right += ok
+                    eff[-1] = v
+                    last_step_right = None
+                i += 2
+            else:
+                break
+        st.hops_written = len(eff) - 1
+        st.stopped_right = m is not None and st.hops_written == problem.hops
+        st.answer_consistent = m is not None and len(eff) >= 3 and m.group(2) == "".join(eff[-3:])
+        return st
+
+    # ------------------------------------------------------------------ the corpus
+
+    def corpus_completion(
+        self, problem: Problem, fmt: str, rng: np.random.Generator, spec: CorpusSpec
+    ) -> tuple[str, list[tuple[int, str, str]]]:
+        """One pretraining completion in format ``fmt`` and its events.
+
+        Events are ``(char index, kind, true value)`` with kind ``"step"``,
+        ``"step_wrong"``, ``"check"`` (after a right step) or ``"check_hard"`` (after a
+        wrong step); the true value is what a correct step/check writes there.
+        """
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}: use one of {FORMATS}")
+        ans = self.answer(problem)
+        if fmt == "DIRECT":
+            if rng.random() < spec.direct_right:
+                guess = ans
+            else:
+                guess = "".join(self.states[j] for j in rng.integers(0, self.n_states, 3))
+            return f"={guess}.", []
+        text: list[str] = []
+        events: list[tuple[int, str, str]] = []
+        eff = [problem.start]
+        for _ in range(problem.hops):
+            true = self.step(eff[-1])
+            if rng.random() < spec.corrupt:
+                others = self.states.replace(true, "")
+                w = others[int(rng.integers(0, self.n_states - 1))]
+            else:
+                w = true
+            events.append((len(text), "step" if w == true else "step_wrong", true))
+            text.append(w)
+            if fmt == "CHECK" and rng.random() < spec.check_p:
+                events.append((len(text) + 1, "check" if w == true else "check_hard", true))
+                text.append("?")
+                text.append(true)
+                eff.append(true)
+            else:
+                eff.append(w)
+        return "".join(text) + "=" + "".join(eff[-3:]) + ".", events
+
+    def corpus_trace(
+        self, rng: np.random.Generator, spec: CorpusSpec
+    ) -> tuple[Problem, str, str, list[tuple[int, str, str]]]:
+        """A random corpus problem, its format, completion and events."""
+        lo, hi = spec.hops
+        problem = Problem(
+            self.states[int(rng.integers(0, self.n_states))], int(rng.integers(lo, hi + 1))
+        )
+        fmt = FORMATS[int(rng.choice(3, p=np.asarray(spec.mix, dtype=float)))]
+        completion, events = self.corpus_completion(problem, fmt, rng, spec)
+        return problem, fmt, completion, events
+
+
+# ---------------------------------------------------------------------- JSONL
+
+
+def write_problems(path: str | os.PathLike[str], problems: Iterable[Problem]) -> None:
+    """Write problems as JSONL (atomically: a temp file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for p in problems:
+            f.write(json.dumps(p.to_dict()) + "\n")
+    os.replace(tmp, path)
+
+
+def read_problems(path: str | os.PathLike[str], cls: str | None = None) -> list[Problem]:
+    """Read problems from JSONL (only those of class ``cls`` when given)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no problem file at {path}: write one with write_problems")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                p = Problem.from_dict(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f"{path}:{n} is not JSON ({e}): one problem object per line"
+                ) from e
+            if cls is None or p.cls == cls:
+                out.append(p)
+    return out
