@@ -12,7 +12,6 @@ rsteer organism eval  [--out DIR]                # re-measure its card
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -109,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         "write its card numbers (JSON).",
     )
     q.add_argument("--dir", default=None, help="organism folder (default: data/organism)")
-    q.add_argument("--out", default=None, help="where to write the JSON")
+    q.add_argument(
+        "--out",
+        default=None,
+        help="folder for results.json and the card (default runs/organism-eval)",
+    )
     return ap
 
 
@@ -169,15 +172,22 @@ def _dispatch(args) -> int:
         from rlvr import organism
 
         if args.organism_cmd == "train":
-            out = organism.train(args.recipe, args.out)
-            print(f"trained organism written to {out}")
+            recipe = args.recipe or str(organism.default_dir() / "recipe.toml")
+            out = Path(args.out or "runs/organism-retrain")
+            if out.resolve() == organism.default_dir().resolve():
+                print(
+                    "refusing to overwrite the shipped organism: pass another --out",
+                    file=sys.stderr,
+                )
+                return 2
+            organism.train(recipe, out)
+            print(f"trained organism written to {out} (card: {out / 'README.md'})")
         else:
-            res = organism.evaluate(args.dir, args.out)
-            print(
-                json.dumps(
-                    res if isinstance(res, dict) else {"written": str(res)}, indent=1, default=str
-                )[:4000]
-            )
+            out = Path(args.out or "runs/organism-eval")
+            out.mkdir(parents=True, exist_ok=True)
+            organism.evaluate(args.dir, out / "results.json")
+            organism.write_card(args.dir, out / "results.json", out / "README.md")
+            print(f"wrote {out / 'results.json'} and {out / 'README.md'}")
         return 0
     raise AssertionError(args.cmd)
 

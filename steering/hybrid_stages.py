@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import probes
-from probes import REST, Site
+from probes import Site
 
 from .hybrid import HybridDecoder
 from .recovery import recovery
@@ -59,6 +59,20 @@ def _accuracy(run, problems, hres, n: int) -> np.ndarray:
     for g in hres.generations:
         acc[g.prompt_index] += run.task.verify(problems[g.prompt_index], g.text) > 0.5
     return acc / n
+
+
+def _hit_rate(run, problems, out) -> float | None:
+    """Share of firings after which the emitted token begins the fired label's segment."""
+    tok = run.model("base").tokenizer
+    hits = total = 0
+    for g in out.generations:
+        prompt = run.task.prompt(problems[g.prompt_index])
+        for e in g.log:
+            prefix = prompt + tok.decode(g.token_ids[: e.step], skip_special_tokens=True)
+            nxt = tok.decode([e.token], skip_special_tokens=True)
+            hits += run.task.segment_start(prefix, nxt) == e.label
+            total += 1
+    return hits / total if total else None
 
 
 def _generate(run, dec: HybridDecoder, problems, n: int, seed: int):
@@ -109,10 +123,13 @@ def stage_select(run, res: dict, table) -> dict:
                         "site": site,
                         "coef": coef,
                         "acc": float(_accuracy(run, problems, out, h.n).mean()),
+                        "hit_rate": _hit_rate(run, problems, out),
                         "steered_fraction": out.steered_fraction,
                     }
                 )
-        best = max(grid, key=lambda g: (g["acc"], -g["coef"]))
+        # the site and coefficient that best *implement* the router's decisions (the base
+        # most often begins the segment the router fired); dev accuracy breaks ties
+        best = max(grid, key=lambda g: (g["hit_rate"] or 0.0, g["acc"], -g["coef"]))
         return {
             "labels": labels,
             "grid": grid,
@@ -124,8 +141,35 @@ def stage_select(run, res: dict, table) -> dict:
     return run.cached("select", key, compute)
 
 
+INSIDE = "<inside>"
+
+
+def _with_inside_spans(traces, tokenizer) -> list[probes.LabeledTrace]:
+    """Add an ``INSIDE`` span for every completion token that begins no strategy segment.
+
+    With decision pooling these rows are the positions where the model chose *not* to
+    start a segment: the negatives a router probe must see (it is asked at every token).
+    """
+    out = []
+    for t in traces:
+        starts = {s.start for s in t.spans}
+        enc = tokenizer(t.text, return_offsets_mapping=True)
+        extra = [
+            probes.Span(a, b, INSIDE)
+            for a, b in enc["offset_mapping"]
+            if b > a and a >= t.scored_from and a not in starts and a > 0
+        ]
+        out.append(probes.LabeledTrace(t.text, [*t.spans, *extra], scored_from=t.scored_from))
+    return out
+
+
 def _probe_router(run, res: dict, site: Site, labels: list[str]):
-    """A classifier on base activations at ``site`` for where the RL model starts a strategy."""
+    """A classifier on *base* activations at ``site`` for what the *RL* model does next.
+
+    Trained on the RL model's own dev traces, read through the base model: at every
+    completion position, which segment (if any) the RL model began with the next token.
+    Classes outside the hybrid labels (and ``INSIDE``) map to "do not fire".
+    """
     from sklearn.linear_model import LogisticRegression
 
     from .experiment import labelled_traces
@@ -137,11 +181,11 @@ def _probe_router(run, res: dict, site: Site, labels: list[str]):
     present = sorted({s.label for t in traces for s in t.spans} & set(labels))
     if not traces or not present:
         return None, "the RL model's dev traces use none of the hybrid labels"
-    table = probes.extract(
-        run.model("base"), traces, [site], "decision", labels=present, progress=False
-    )
+    base = run.model("base")
+    traces = _with_inside_spans(traces, base.tokenizer)
+    table = probes.extract(base, traces, [site], "decision", rest=False, progress=False)
     X = table.X(site).numpy()
-    y = np.array([lab if lab in present else REST for lab in table.labels])
+    y = np.array(table.labels)
     if len(set(y)) < 2:
         return None, "the probe's training data has a single class"
     clf = LogisticRegression(max_iter=2000, random_state=run.seed).fit(X, y)
@@ -322,13 +366,19 @@ def stage_budget(run, res: dict, table) -> dict:
         run.cfg.task.n_test,
         n_pk,
         h.n_boot,
+        sorted(r["name"] for r in res.get("hybrid", {}).get("runs", [])),
     ]
 
     def compute() -> dict:
         vecs = _vectors(run, res, labels, site)
         pts = []
+        done = {r["name"]: r for r in res.get("hybrid", {}).get("runs", [])}
         for mode in h.modes:
             for tau in h.thresholds:
+                if tau == 0.0 and f"rl/{mode}" in done:  # the hybrid stage ran exactly this
+                    r = {k: v for k, v in done[f"rl/{mode}"].items() if k != "acc_per_problem"}
+                    pts.append({**r, "name": f"tau={tau}", "threshold": tau})
+                    continue
                 router = ModelRouter(run.model("rl"), run.task.segment_start, tau=tau)
                 dec = HybridDecoder(
                     run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels

@@ -176,7 +176,7 @@ def plot_formats(res: dict, path: Path) -> None:
         ax.stackplot(lg["steps"], shares.T, labels=lg["labels"], alpha=0.85)
         ax.set_xlabel("RL step")
         ax.set_ylim(0, 1)
-        ax.set_title(Path(lg["log"]).parent.name, fontsize=9)
+        ax.set_title(Path(lg["log"]).stem, fontsize=9)
     axes[0][0].set_ylabel("share of rollouts")
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -291,12 +291,22 @@ def _verdicts(res: dict) -> list[str]:
         if hy.get("refused"):
             out.append(f"**Scheduling alone**: not measurable — {hy['refused']}")
         for r in main:
-            sig = r["recovery_ci"][0] > 0
+            lo, hi = r["recovery_ci"]
+            if lo > 0:
+                word = "supported"
+            elif hi < 0:
+                word = "not supported: it hurts (CI below 0)"
+            else:
+                word = "not supported (CI includes 0)"
+            if lo > 0 and r["steered_fraction"] > 0.5:
+                word += (
+                    ", but the router touches most tokens: this is closer to running the "
+                    "RL model than to scheduling"
+                )
             out.append(
                 f"**Scheduling alone ({r['name']})**: recovers {_pct(r['recovery'])}"
-                f"{_ci(*r['recovery_ci'])} of the RL gain while touching "
-                f"{_pct(r['steered_fraction'])} of tokens — "
-                f"{'supported' if sig else 'not supported (CI includes 0)'}."
+                f"{_ci(lo, hi)} of the RL gain while touching "
+                f"{_pct(r['steered_fraction'])} of tokens — {word}."
             )
         if ctrl:
             out.append(
@@ -319,7 +329,15 @@ def _verdicts(res: dict) -> list[str]:
                 f"; overlap of updated entries across two RL seeds {_pct(o['overlap_1'])} "
                 f"(chance {_pct(o['chance_1'])})"
             )
-        out.append(f"**RL updates a sparse subnetwork** (tol {df['tol']}): {txt}.")
+        first = next(iter(s.values()))["updated_share"]
+        word = (
+            "supported"
+            if first <= 0.5
+            else "not supported: most parameters moved (small models trained with Adam at "
+            "RL learning rates update almost every entry; the published 4-31% is for "
+            "billion-parameter models in bf16)"
+        )
+        out.append(f"**RL updates a sparse subnetwork** (tol {df['tol']}): {txt} — {word}.")
     fm = res.get("formats")
     if fm and fm.get("logs"):
         parts = []
@@ -389,12 +407,19 @@ def write_report(out: Path, res: dict, sweep_result=None) -> None:
     res["plots"] = [p for _, p in plots]
     atomic_write_bytes(out / "results.json", json.dumps(_jsonable(res), indent=1).encode())
     cfg = res["config"]
+
+    def rel(p: str) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return p
+
     lines = [
         f"# {cfg['experiment']['name']}: what did RL add?",
         "",
         "The question: does RL post-training teach the model *how* to solve problems, or "
         "*when* to use strategies the base model already runs? This report compares the base "
-        f"model (`{cfg['models']['base']}`) with its RL version (`{cfg['models']['rl']}`) on "
+        f"model (`{rel(cfg['models']['base'])}`) with its RL version (`{rel(cfg['models']['rl'])}`) on "
         f"the `{cfg['task']['kind']}` task. Every number below is in `results.json` with its "
         "n and confidence interval (95% bootstrap over problems).",
         "",

@@ -34,8 +34,19 @@ def tiny_run(tmp_path_factory):
 def test_every_stage_lands_in_results(tiny_run):
     out, res, _ = tiny_run
     disk = json.loads((out / "results.json").read_text())
-    for key in ("passk", "extract", "sweep", "select", "hybrid", "budget", "diff", "formats",
-                "config", "versions", "fingerprints"):
+    for key in (
+        "passk",
+        "extract",
+        "sweep",
+        "select",
+        "hybrid",
+        "budget",
+        "diff",
+        "formats",
+        "config",
+        "versions",
+        "fingerprints",
+    ):
         assert key in disk, key
     pk = disk["passk"]
     assert pk["ks"] == [1, 2, 4] and pk["per_class"]["all"]["n_problems"] == 6

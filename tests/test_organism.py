@@ -76,7 +76,7 @@ def test_spans_match_the_text_exactly():
     spans = TASK.spans(prompt, completion)
     got = [(text[s.start : s.end], s.label) for s in spans]
     assert got == [
-        ("i", "step"),
+        ("i", "stepwise"),
         ("V", "step"),
         ("?V", "check"),
         ("W", "step"),
@@ -88,7 +88,7 @@ def test_spans_match_the_text_exactly():
     direct = TASK.spans(prompt, "=abc.")
     assert [(text[:4] + "=abc.")[s.start : s.end] for s in direct] == ["=abc"]
     assert direct[0].label == "direct"
-    assert TASK.spans(prompt, "ab7cd") == [(4, 5, "step"), (5, 6, "step")]
+    assert TASK.spans(prompt, "ab7cd") == [(4, 5, "stepwise"), (5, 6, "step")]
 
 
 def test_spans_cover_corpus_traces():
@@ -98,7 +98,8 @@ def test_spans_cover_corpus_traces():
         spans = TASK.spans(TASK.prompt(p), c)
         labels = [s.label for s in spans]
         assert labels[-1] == ("direct" if fmt == "DIRECT" else "answer")
-        assert labels.count("step") == (0 if fmt == "DIRECT" else p.hops)
+        assert labels.count("step") + labels.count("stepwise") == (0 if fmt == "DIRECT" else p.hops)
+        assert labels.count("stepwise") == (0 if fmt == "DIRECT" else 1)
         assert labels.count("check") == c.count("?")
         # spans tile the completion except the final dot
         assert sum(s.end - s.start for s in spans) == len(c) - 1
@@ -107,8 +108,8 @@ def test_spans_cover_corpus_traces():
 def test_segment_start():
     ss = TASK.segment_start
     assert ss("a04:", "=") == "direct"
-    assert ss("a04:", "i") == "step"
-    assert ss("<bos>a04:", "i") == "step"
+    assert ss("a04:", "i") == "stepwise"  # the format decision, counterpart of "direct"
+    assert ss("<bos>a04:", "i") == "stepwise"
     assert ss("a04:i", "?") == "check"
     assert ss("a04:i?", "i") is None  # the check's value continues the check
     assert ss("a04:i?i", "V") == "step"

@@ -106,8 +106,12 @@ def render(recipe: Recipe, training: dict[str, Any], results: dict[str, Any]) ->
     add("")
     add(
         "Labelled segments for probes and routers (`PermutationChain.spans` / `segment_start`): "
-        "`step` (one written state), `check` (`?v`), `answer` (`=xyz` after a body), `direct` "
-        "(`=xyz` as the whole completion)."
+        "`step` (one written state), `stepwise` (the first written state: the decision to work "
+        "step by step, counterpart of `direct`), `check` (`?v`), `answer` (`=xyz` after a body), "
+        "`direct` (`=xyz` as the whole completion). The format decision is sampled at the first "
+        "completion token from a distribution the prompt alone fixes, so no vector read at the "
+        "prompt's last position separates `stepwise` from `direct`: acting on that decision "
+        "takes a handoff (or re-rank), not a base-model vector."
     )
     add("")
 

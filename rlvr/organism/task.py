@@ -16,8 +16,9 @@ Three solution formats exist in the pretraining corpus:
             it (``v = f(previous state)``); the chain continues from ``v``.
 
 Strategy segments are labelled exactly (character spans): ``step`` (one written state),
-``check`` (``?v``), ``answer`` (``=xyz`` after a body) and ``direct`` (``=xyz`` as the
-whole completion). :meth:`PermutationChain.segment_start` is the one definition of "the
+``stepwise`` (the first written state: the decision to work step by step, the counterpart
+of ``direct``), ``check`` (``?v``), ``answer`` (``=xyz`` after a body) and ``direct``
+(``=xyz`` as the whole completion). :meth:`PermutationChain.segment_start` is the one definition of "the
 next token begins a segment of strategy X" shared by extraction and routing.
 """
 
@@ -49,7 +50,7 @@ __all__ = [
 
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase
 FORMATS = ("DIRECT", "STEP", "CHECK")
-SEGMENT_LABELS = ("step", "check", "answer", "direct")
+SEGMENT_LABELS = ("stepwise", "step", "check", "answer", "direct")
 OTHER = "OTHER"
 _ANSWER_RE = re.compile(r"([A-Za-z?]*)=([A-Za-z]{3})\.")
 
@@ -312,7 +313,8 @@ class PermutationChain:
     def spans(self, prompt: str, completion: str) -> list[Segment]:
         """Labelled segments of ``prompt + completion`` in character offsets of that text.
 
-        ``step``: one written state; ``check``: ``?v``; ``answer``/``direct``: ``=xyz``.
+        ``step``: one written state (``stepwise`` for the first one, the format decision);
+        ``check``: ``?v``; ``answer``/``direct``: ``=xyz``.
         Text that breaks the grammar (e.g. a stray digit) ends the labelling.
         """
         out: list[Segment] = []
@@ -322,7 +324,7 @@ class PermutationChain:
         while i < len(c):
             ch = c[i]
             if ch in self.states:
-                out.append(Segment(base + i, base + i + 1, "step"))
+                out.append(Segment(base + i, base + i + 1, "stepwise" if i == 0 else "step"))
                 i += 1
             elif ch == "?" and i > 0 and i + 1 < len(c) and c[i + 1] in self.states:
                 out.append(Segment(base + i, base + i + 2, "check"))
@@ -342,7 +344,8 @@ class PermutationChain:
         """The label of the segment that ``next_token_text`` would begin after ``prefix_text``.
 
         ``prefix_text`` is the prompt plus the completion so far (with or without a leading
-        BOS string). Returns ``"direct"``, ``"answer"``, ``"check"``, ``"step"`` or None
+        BOS string). Returns ``"direct"``, ``"stepwise"`` (a state as the first completion
+        token), ``"answer"``, ``"check"``, ``"step"`` or None
         (the token continues a segment, ends the trace, or lies in the prompt).
         """
         colon = prefix_text.find(":")
@@ -359,7 +362,7 @@ class PermutationChain:
         if tok == "?":
             return "check" if done and done[-1] in self.states else None
         if tok in self.states:
-            return "step"
+            return "step" if done else "stepwise"
         return None
 
     # ------------------------------------------------------------------ judging traces
