@@ -215,49 +215,47 @@ def extract_aligned(
         mask = torch.zeros((len(batch), T), dtype=torch.long)
         rows: list[int] = []
         cols: list[int] = []
-        plan: list[tuple[int, list[tuple[str, slice]]]] = []
+        group_of: list[int] = []  # pooled row (group) of each gathered position
+        plan: list[tuple[int, int, list[str]]] = []  # (trace, first group, labels)
+        n_groups = 0
         for r, i in enumerate(batch):
             tr = aligned[i]
             off = T - len(tr.input_ids)  # left padding
             ids[r, off:] = torch.tensor(tr.input_ids)
             mask[r, off:] = 1
             groups = pool_groups(tr, pooling, k, labels, rest)
-            g_slices = []
-            for lab, pos in groups:
-                start = len(rows)
+            plan.append((i, n_groups, [lab for lab, _ in groups]))
+            for _, pos in groups:
                 rows.extend([r] * len(pos))
                 cols.extend(p + off for p in pos)
-                g_slices.append((lab, slice(start, len(rows))))
-            plan.append((i, g_slices))
+                group_of.extend([n_groups] * len(pos))
+                n_groups += 1
         if not rows:
             bar.update(len(batch))
-            for i, _ in plan:
+            for i, _, _ in plan:
                 results[i] = ({s: torch.empty(0, handle.d_model) for s in sites}, [])
             continue
-        index = (torch.tensor(rows, device=handle.device), torch.tensor(cols, device=handle.device))
+        dev = handle.device
+        index = (torch.tensor(rows, device=dev), torch.tensor(cols, device=dev))
         with torch.no_grad():
-            out = handle.run(
-                ids.to(handle.device),
-                mask.to(handle.device),
-                read=sites,
-                index=index,
-                stop_early=True,
-            )
-        gathered = {s: out.acts[s].float().cpu() for s in sites}
-        for s, x in gathered.items():
-            if not torch.isfinite(x).all():
+            out = handle.run(ids.to(dev), mask.to(dev), read=sites, index=index, stop_early=True)
+        # mean over each group's positions in one scatter-add (float32), then to the CPU
+        gid = torch.tensor(group_of, device=dev)
+        count = torch.zeros(n_groups, device=dev).index_add_(
+            0, gid, torch.ones(len(gid), device=dev)
+        )
+        pooled = {}
+        for s in sites:
+            x = out.acts[s].float()
+            sums = torch.zeros(n_groups, x.shape[-1], device=dev).index_add_(0, gid, x)
+            pooled[s] = (sums / count[:, None]).cpu()
+            if not torch.isfinite(pooled[s]).all():
                 raise ValueError(
                     f"non-finite activations (NaN/inf) at {s}: the model or its dtype overflowed; "
                     "load it in float32 or check the weights"
                 )
-        for i, g_slices in plan:
-            per_site = {
-                s: torch.stack([gathered[s][sl].mean(0) for _, sl in g_slices])
-                if g_slices
-                else torch.empty(0, handle.d_model)
-                for s in sites
-            }
-            results[i] = (per_site, [lab for lab, _ in g_slices])
+        for i, g0, labs in plan:
+            results[i] = ({s: pooled[s][g0 : g0 + len(labs)] for s in sites}, labs)
         bar.update(len(batch))
     bar.close()
     for i in range(len(aligned)):  # restore the input order

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,23 +134,24 @@ def align(trace: LabeledTrace, tokenizer: Any, add_special_tokens: bool = True) 
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
     ids: list[int] = enc["input_ids"]
     offsets: list[tuple[int, int]] = [tuple(o) for o in enc["offset_mapping"]]
-    # special tokens come back as (0, 0): they cover no text
+    # special tokens come back as (0, 0): they cover no text; real tokens are in text order
     real = [i for i, (a, b) in enumerate(offsets) if b > a]
+    starts = [offsets[i][0] for i in real]
+    ends = [offsets[i][1] for i in real]
 
     def first_token_at_or_after(ch: int) -> int:
-        for i in real:
-            if offsets[i][1] > ch:
-                return i
-        return len(ids)
+        j = bisect_right(ends, ch)
+        return real[j] if j < len(real) else len(ids)
 
     out: list[TokenSpan] = []
     for s in trace.spans:
-        toks = [i for i in real if offsets[i][0] < s.end and offsets[i][1] > s.start]
-        if not toks:
+        first, last = bisect_right(ends, s.start), bisect_left(starts, s.end) - 1
+        if first > last:
             raise ValueError(
                 f"span [{s.start}, {s.end}) {s.label!r} ({text[s.start : s.end]!r}) covers no "
                 "token: check the offsets"
             )
+        toks = (real[first], real[last])
         a, b = toks[0], toks[-1]
         head = text[offsets[a][0] : s.start]
         tail = text[s.end : offsets[b][1]]
