@@ -156,19 +156,24 @@ def pool_groups(
     return groups
 
 
-def _check_pooling(pooling: str, k: int) -> None:
+def prepare(
+    model: Any,
+    traces: Sequence[LabeledTrace],
+    sites: Any,
+    pooling: str,
+    k: int,
+    labels: Sequence[str] | None,
+) -> tuple[ModelHandle, list[Site], list[AlignedTrace], set[str] | None]:
+    """Validate every input before any forward pass, and align each trace to tokens once.
+
+    Returns the handle, the sorted sites, the aligned traces and the label filter.
+    """
+    handle = wrap(model)
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
     if pooling == "mean_first_k" and k < 1:
         raise ValueError(f"mean_first_k needs k >= 1, got {k}")
-
-
-def prepare(
-    handle: ModelHandle,
-    traces: Sequence[LabeledTrace],
-    labels: Sequence[str] | None,
-) -> tuple[list[AlignedTrace], set[str] | None]:
-    """Validate inputs and align every trace to tokens (done once)."""
+    site_list = as_sites(sites, handle.n_layers)
     if not traces:
         raise ValueError("no traces given: pass at least one LabeledTrace")
     bad = [i for i, t in enumerate(traces) if not isinstance(t, LabeledTrace)]
@@ -183,7 +188,7 @@ def prepare(
             raise ValueError(
                 f"unknown label(s) {missing}: the traces contain {present or 'no spans'}"
             )
-    return [align(t, handle.tokenizer) for t in traces], wanted
+    return handle, site_list, [align(t, handle.tokenizer) for t in traces], wanted
 
 
 def extract_aligned(
@@ -286,10 +291,7 @@ def extract(
     the spans used (default: all). Returns an in-memory :class:`ActivationTable`; for
     large runs use :func:`probes.store.extract_to_store`.
     """
-    handle = wrap(model)
-    _check_pooling(pooling, k)
-    site_list = as_sites(sites, handle.n_layers)
-    aligned, wanted = prepare(handle, traces, labels)
+    handle, site_list, aligned, wanted = prepare(model, traces, sites, pooling, k, labels)
     acts, labs, ids = extract_aligned(
         handle,
         aligned,

@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .extract import ActivationTable, _check_pooling, extract_aligned, prepare
-from .handles import wrap
-from .sites import Site, as_sites
+from .extract import ActivationTable, extract_aligned, prepare
+from .sites import Site
 from .spans import LabeledTrace, data_hash
 
 MANIFEST = "manifest.json"
@@ -44,30 +44,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save_tensors(
-    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
-) -> None:
+@contextmanager
+def _atomic(path: Path):
+    """Yield a temporary path beside ``path``; on success fsync it and move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -75,6 +59,20 @@ def atomic_save_tensors(
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old or the new file."""
+    with _atomic(Path(path)) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def atomic_save_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """``safetensors.torch.save_file``, atomically."""
+    with _atomic(Path(path)) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
 
 
 class ActivationStore:
@@ -160,12 +158,9 @@ def extract_to_store(
     progress: bool = True,
 ) -> ActivationStore:
     """Extract into a sharded on-disk store, resuming a killed run without recomputing."""
-    handle = wrap(model)
-    _check_pooling(pooling, k)
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-    site_list = as_sites(sites, handle.n_layers)
-    aligned, wanted = prepare(handle, traces, labels)
+    handle, site_list, aligned, wanted = prepare(model, traces, sites, pooling, k, labels)
     config = {
         "version": FORMAT_VERSION,
         "fingerprint": handle.fingerprint.to_dict(),

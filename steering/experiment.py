@@ -119,34 +119,28 @@ class Run:
             print(f"[{stage}] done in {value['seconds']:.1f}s")
         return value
 
-    def sample(self, which: str, problems: Sequence[Any], n: int, seed: int, **kw):
+    def sampling_kwargs(self, problems: Sequence[Any], n: int, seed: int) -> dict[str, Any]:
+        """The study's sampling settings for ``problems`` (shared by every stage)."""
         s = self.cfg.sampling
-        if s.backend == "vllm" and "controller" not in kw:
-            from rlvr.sampling_vllm import sample_vllm
-
-            path = {"base": self.cfg.models.base, "rl": self.cfg.models.rl}[which]
-            return sample_vllm(
-                path,
-                [self.task.prompt(p) for p in problems],
-                n=n,
-                temperature=kw.pop("temperature", s.temperature),
-                top_p=s.top_p,
-                max_new_tokens=self.max_new_tokens,
-                stop=self.task.stop,
-                seed=seed,
-            )
-        return sample(
-            self.model(which),
-            [self.task.prompt(p) for p in problems],
+        return dict(
+            prompts=[self.task.prompt(p) for p in problems],
             n=n,
-            temperature=kw.pop("temperature", s.temperature),
+            temperature=s.temperature,
             top_p=s.top_p,
             max_new_tokens=self.max_new_tokens,
             stop=self.task.stop,
             seed=seed,
-            batch_size=s.batch_size,
-            progress=self.progress,
-            **kw,
+        )
+
+    def sample(self, which: str, problems: Sequence[Any], n: int, seed: int):
+        kw = self.sampling_kwargs(problems, n, seed)
+        if self.cfg.sampling.backend == "vllm":  # pass@k only: no controllers
+            from rlvr.sampling_vllm import sample_vllm
+
+            path = {"base": self.cfg.models.base, "rl": self.cfg.models.rl}[which]
+            return sample_vllm(path, **kw)
+        return sample(
+            self.model(which), **kw, batch_size=self.cfg.sampling.batch_size, progress=self.progress
         )
 
     def score(self, problems: Sequence[Any], samples, n: int) -> np.ndarray:

@@ -76,16 +76,9 @@ def _hit_rate(run, problems, out) -> float | None:
 
 
 def _generate(run, dec: HybridDecoder, problems, n: int, seed: int):
-    s = run.cfg.sampling
     return dec.generate(
-        [run.task.prompt(p) for p in problems],
-        n=n,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        max_new_tokens=run.max_new_tokens,
-        stop=run.task.stop,
-        seed=seed,
-        batch_size=s.batch_size,
+        **run.sampling_kwargs(problems, n, seed),
+        batch_size=run.cfg.sampling.batch_size,
         progress=run.progress,
     )
 
@@ -227,14 +220,19 @@ def _record(
     return r
 
 
-def stage_hybrid(run, res: dict, table) -> dict:
-    h = run.cfg.hybrid
+def _test_setup(run, res: dict, table):
+    """What the test-split stages share: the dev selection, test problems, base/RL pass@1."""
     sel = res.get("select") or stage_select(run, res, table)
-    site, coef, labels = Site.parse(sel["site"]), sel["coef"], sel["labels"]
-    problems = run.problems("test")
     n_pk = res["passk"]["n"]
     base = np.array(res["passk"]["raw"]["base_correct"]) / n_pk
     rl = np.array(res["passk"]["raw"]["rl_correct"]) / n_pk
+    return sel, Site.parse(sel["site"]), run.problems("test"), base, rl
+
+
+def stage_hybrid(run, res: dict, table) -> dict:
+    h = run.cfg.hybrid
+    sel, site, problems, base, rl = _test_setup(run, res, table)
+    coef, labels = sel["coef"], sel["labels"]
     key = [
         "hybrid",
         sel,
@@ -246,7 +244,7 @@ def stage_hybrid(run, res: dict, table) -> dict:
         run.seed,
         run.cfg.sampling.temperature,
         run.cfg.task.n_test,
-        n_pk,
+        res["passk"]["n"],
         h.n_boot,
     ]
 
@@ -348,12 +346,8 @@ def stage_hybrid(run, res: dict, table) -> dict:
 
 def stage_budget(run, res: dict, table) -> dict:
     h = run.cfg.hybrid
-    sel = res.get("select") or stage_select(run, res, table)
-    site, coef, labels = Site.parse(sel["site"]), sel["coef"], sel["labels"]
-    problems = run.problems("test")
-    n_pk = res["passk"]["n"]
-    base = np.array(res["passk"]["raw"]["base_correct"]) / n_pk
-    rl = np.array(res["passk"]["raw"]["rl_correct"]) / n_pk
+    sel, site, problems, base, rl = _test_setup(run, res, table)
+    coef, labels = sel["coef"], sel["labels"]
     key = [
         "budget",
         sel,
@@ -364,7 +358,7 @@ def stage_budget(run, res: dict, table) -> dict:
         run.seed,
         run.cfg.sampling.temperature,
         run.cfg.task.n_test,
-        n_pk,
+        res["passk"]["n"],
         h.n_boot,
         sorted(r["name"] for r in res.get("hybrid", {}).get("runs", [])),
     ]
