@@ -115,3 +115,19 @@ def test_vllm_backend_is_import_guarded(monkeypatch):
 
     with pytest.raises(ImportError, match=r"pip install 'rsteer\[vllm\]'"):
         sample_vllm("m", ["p"], n=2)
+
+
+def test_cli_retrains_a_miniature_organism(tmp_path, capsys):
+    from test_organism import MINI_RECIPE
+
+    from rlvr.organism import default_dir
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(MINI_RECIPE)
+    out = tmp_path / "organism"
+    assert main(["organism", "train", "--recipe", str(recipe), "--out", str(out)]) == 0
+    for name in ("base", "rl-seed0", "rl-seed1"):
+        assert (out / name / "model.safetensors").exists()
+    assert (out / "README.md").exists() and (out / "results.json").exists()
+    assert main(["organism", "train", "--out", str(default_dir())]) == 2
+    assert "refusing to overwrite the shipped organism" in capsys.readouterr().err
