@@ -146,10 +146,9 @@ def pool_groups(
             pos = [s.end - 1]
         groups.append((s.label, pos))
         used.update(pos)
-    if rest:
-        if pooling != "decision":
-            for s in tr.spans:
-                used.update(range(s.start, s.end))
+    if rest:  # REST excludes every span's positions, whatever the label filter
+        for s in tr.spans:
+            used.update([s.start - 1] if pooling == "decision" else range(s.start, s.end))
         pos = [i for i in range(tr.scored_from, len(tr.input_ids)) if i not in used]
         if pos:
             groups.append((REST, pos))

@@ -1,8 +1,8 @@
 """Fitting steering vectors from an ActivationTable.
 
 - :func:`fit_diffmean` — mean of the label's rows minus a named baseline: ``"rest"``
-  (the REST rows: rest-of-trace positions), ``"all"`` (the mean over every labelled
-  row, REST excluded), or another label's name. ``norm_match=True`` rescales the
+  (the REST rows: rest-of-trace positions), ``"all"`` (the mean over every *other*
+  labelled row, REST excluded), or another label's name. ``norm_match=True`` rescales the
   vector to the norm of the label's mean activation, as in arXiv 2506.18167.
 - :func:`fit_pca` — first principal direction of *paired* differences (each label row
   minus the baseline mean of the same trace), sign-aligned with the mean difference.

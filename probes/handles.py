@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from rlvr.sampling import new_cache, position_ids_from_mask
+
 from .sites import (
     Site,
     as_sites,
@@ -91,7 +93,8 @@ def fingerprint_of(model: torch.nn.Module, n_layers: int, d_model: int) -> Finge
             name = name.replace("._original_component", "")
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)
-            sample = flat[::step][:4096].to("cpu", torch.float32).contiguous()
+            # rounded to bf16 so fp32 and bf16 loads of one checkpoint agree
+            sample = flat[::step][:4096].to("cpu", torch.bfloat16).float().contiguous()
             h.update(name.encode())
             h.update(str(tuple(p.shape)).encode())
             h.update(sample.numpy().tobytes())
@@ -113,11 +116,6 @@ class RunOutput:
 
 class _Stop(Exception):
     """Raised inside a hook to end a forward pass after the last site it needs."""
-
-
-def default_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that skip left padding: ``cumsum(mask) - 1`` (pads get 0)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 class ModelHandle:
@@ -230,11 +228,16 @@ class ModelHandle:
         if position_ids is None:
             if past_key_values is not None:
                 raise ValueError("with past_key_values, pass position_ids for the new tokens")
-            position_ids = default_position_ids(attention_mask)
+            position_ids = position_ids_from_mask(attention_mask)
         reads = as_sites(read, self.n_layers) if read else []
         edit_map = {Site.parse(s).check(self.n_layers): f for s, f in (edits or {}).items()}
         if stop_early and not reads:
             raise ValueError("stop_early needs at least one site to read")
+        if stop_early and (past_key_values is not None or use_cache):
+            raise ValueError(
+                "stop_early leaves a KV cache half-filled: read without a cache, or run the "
+                "whole pass"
+            )
         return self._forward(
             input_ids,
             attention_mask,
@@ -274,21 +277,11 @@ class ModelHandle:
         return out.logits
 
 
-def _new_cache(model: torch.nn.Module):
-    """An empty transformers ``DynamicCache`` for ``model`` (sliding-window aware when possible)."""
-    from transformers import DynamicCache
-
-    try:
-        return DynamicCache(config=model.config)
-    except TypeError:  # transformers < 4.56 takes no config
-        return DynamicCache()
-
-
 def _gather(h: torch.Tensor, index) -> torch.Tensor:
     if index is None:
         return h.detach()
-    rows, cols = index
-    return h[rows, cols].detach()
+    rows, cols = index  # a model split across devices: index where this layer lives
+    return h[rows.to(h.device), cols.to(h.device)].detach()
 
 
 # -- Hugging Face (torch hooks) -------------------------------------------------------
@@ -419,13 +412,13 @@ class NNsightHandle(ModelHandle):
         saved: dict[Site, Any] = {}
         logits = None
         if use_cache and past_key_values is None:  # a cache the caller gets back, filled
-            past_key_values = _new_cache(self.model)
-        kwargs = dict(
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
-        )
+            past_key_values = new_cache(self.model)
+        kwargs = {
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "use_cache": use_cache,
+            self._cache_kwarg: past_key_values,
+        }
         # nnsight requires touching modules in execution order.
         sites = sorted(set(edits) | set(reads), key=exec_order)
         with self.nn.trace(input_ids, remote=self.remote, **kwargs) as tracer:
@@ -497,7 +490,7 @@ class TLHandle(ModelHandle):
         kwargs: dict[str, Any] = dict(attention_mask=attention_mask, position_ids=position_ids)
         if past_key_values is not None or use_cache:
             if past_key_values is None:
-                past_key_values = _new_cache(self.model)
+                past_key_values = new_cache(self.model)
             kwargs.update(past_key_values=past_key_values, use_cache=True)
             if "cache" in inspect.signature(self.model.forward).parameters:
                 # The bridge's attention reads its cache from ``past_key_values`` or

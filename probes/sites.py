@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import total_ordering
 from typing import Literal
 
 import torch
@@ -27,7 +28,8 @@ SITE_KINDS: tuple[str, ...] = ("resid_pre", "resid_post")
 _NAME = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_post)$")
 
 
-@dataclass(frozen=True, order=True)
+@total_ordering
+@dataclass(frozen=True)
 class Site:
     """A residual-stream position: ``Site(layer, "resid_pre" | "resid_post")``."""
 
@@ -49,6 +51,12 @@ class Site:
 
     def __str__(self) -> str:
         return self.name
+
+    def __lt__(self, other: Site) -> bool:
+        """Depth order: layer by layer, ``resid_pre`` before ``resid_post``."""
+        if not isinstance(other, Site):
+            return NotImplemented
+        return (self.layer, self.kind == "resid_post") < (other.layer, other.kind == "resid_post")
 
     @classmethod
     def parse(cls, spec: str | Site | tuple) -> Site:
@@ -88,7 +96,13 @@ class Site:
 
 def as_sites(sites, n_layers: int | None = None) -> list[Site]:
     """Normalise one or many site specs into a sorted, de-duplicated list of Sites."""
-    if isinstance(sites, (Site, str, int, tuple)) and not isinstance(sites, list):
+    one_tuple = (
+        isinstance(sites, tuple)
+        and len(sites) == 2
+        and isinstance(sites[0], int)
+        and isinstance(sites[1], str)
+    )  # ("3", ...) or (3, "resid_pre") is one site; any other tuple is a sequence of sites
+    if isinstance(sites, (Site, str, int)) or one_tuple:
         sites = [sites]
     out = sorted({Site.parse(s) for s in sites})
     if not out:

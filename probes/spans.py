@@ -162,7 +162,7 @@ def align(trace: LabeledTrace, tokenizer: Any, add_special_tokens: bool = True) 
                 f"({tok_text!r}): move the span boundaries to token boundaries"
             )
         out.append(TokenSpan(a, b + 1, s.label))
-    scored = first_token_at_or_after(trace.scored_from) if trace.scored_from else 0
+    scored = first_token_at_or_after(trace.scored_from)  # never a special token such as BOS
     return AlignedTrace(ids, out, scored)
 
 

@@ -101,7 +101,7 @@ class ActivationStore:
         m = self.manifest()
         return bool(m and m.get("complete"))
 
-    def _read_shard(self, entry: dict[str, Any]) -> ActivationTable:
+    def _read_shard(self, entry: dict[str, Any], cfg: dict[str, Any]) -> ActivationTable:
         f = self.path / entry["file"]
         if not f.exists():
             raise ValueError(
@@ -117,8 +117,6 @@ class ActivationStore:
             tensors = load_file(str(f))
         except Exception as e:  # safetensors raises its own error types
             raise ValueError(f"shard {f} cannot be read ({e}): delete it and re-run") from e
-        m = self.manifest() or {}
-        cfg = m.get("config", {})
         acts = {Site.parse(name): tensors[f"acts.{name}"] for name in cfg.get("sites", [])}
         return ActivationTable(
             acts,
@@ -140,7 +138,7 @@ class ActivationStore:
                 f"the store {self.path} is incomplete ({len(m['shards'])} of "
                 f"{m['n_shards']} shards): resume it with extract_to_store"
             )
-        return ActivationTable.concat([self._read_shard(e) for e in m["shards"]])
+        return ActivationTable.concat([self._read_shard(e, m["config"]) for e in m["shards"]])
 
 
 def extract_to_store(
@@ -148,8 +146,8 @@ def extract_to_store(
     traces: Sequence[LabeledTrace],
     sites: Any,
     path: str | Path,
-    pooling: str = "decision",
     *,
+    pooling: str = "decision",
     labels: Sequence[str] | None = None,
     k: int = 10,
     rest: bool = True,
@@ -163,7 +161,8 @@ def extract_to_store(
     handle, site_list, aligned, wanted = prepare(model, traces, sites, pooling, k, labels)
     config = {
         "version": FORMAT_VERSION,
-        "fingerprint": handle.fingerprint.to_dict(),
+        # the model's identity without its path: the same weights loaded elsewhere resume
+        "fingerprint": {k: v for k, v in handle.fingerprint.to_dict().items() if k != "name"},
         "sites": [s.name for s in site_list],
         "pooling": pooling,
         "k": k,
@@ -224,7 +223,4 @@ def extract_to_store(
         atomic_write_bytes(store.manifest_path, json.dumps(m, indent=1).encode())
         bar.update(1)
     bar.close()
-    if not m["complete"]:  # e.g. zero traces would never get here; keep the flag true
-        m["complete"] = len(done) == n_shards
-        atomic_write_bytes(store.manifest_path, json.dumps(m, indent=1).encode())
     return store

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from .handles import Fingerprint, ModelHandle, wrap
+from .handles import Fingerprint, ModelHandle, fingerprint_of, wrap
 from .sites import Site
 from .store import atomic_save_tensors
 
@@ -98,17 +98,22 @@ class SteeringVector:
     # -- checks ---------------------------------------------------------------------------
     def check(self, model: ModelHandle | Any) -> None:
         """Refuse a model of another width or fingerprint (the message names both)."""
-        handle = wrap(model)
+        if isinstance(model, torch.nn.Module) and hasattr(model, "config"):
+            # a bare HF model: its weights are all the check needs (no tokenizer)
+            n_layers, d_model = model.config.num_hidden_layers, model.config.hidden_size
+            theirs = fingerprint_of(model, n_layers, d_model)
+        else:
+            handle = wrap(model)
+            n_layers, d_model, theirs = handle.n_layers, handle.d_model, handle.fingerprint
         mine = Fingerprint.from_dict(self.fingerprint) if self.fingerprint else None
-        theirs = handle.fingerprint
-        if self.d_model != handle.d_model:
+        if self.d_model != d_model:
             raise ValueError(
                 f"vector {self.label!r} has width {self.d_model} (fitted on "
                 f"{mine.describe() if mine else 'an unknown model'}) but the model "
-                f"{theirs.describe()} has d_model {handle.d_model}: fit a vector on this model"
+                f"{theirs.describe()} has d_model {d_model}: fit a vector on this model"
             )
         for s in self.vectors:
-            handle.check_site(s)
+            s.check(n_layers)
         if mine is not None and not mine.matches(theirs):
             raise ValueError(
                 f"vector {self.label!r} was fitted on {mine.describe()}, not on "

@@ -84,7 +84,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["Samples", "StepContext", "choose_tokens", "row_keys", "sample", "step_uniform"]
+__all__ = [
+    "Samples",
+    "StepContext",
+    "choose_tokens",
+    "new_cache",
+    "position_ids_from_mask",
+    "row_keys",
+    "sample",
+    "step_uniform",
+]
 
 FINISH_REASONS = ("stop", "eos", "length")
 
@@ -199,7 +208,7 @@ class StepContext:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if position_ids is None:
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -s:]
+            position_ids = position_ids_from_mask(attention_mask)[:, -s:]
         if prompt_lengths is None:
             lengths = attention_mask.long().sum(-1)
         else:
@@ -258,6 +267,11 @@ def choose_tokens(
     logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor
 ) -> torch.Tensor:
     """Greedy, or inverse-CDF sampling with one uniform ``u`` per row."""
+    if not torch.isfinite(logits).all():
+        raise ValueError(
+            "non-finite logits (NaN/inf): the model or its dtype overflowed; load it in "
+            "float32 or check the weights"
+        )
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -340,7 +354,13 @@ def _module_of(handle: Any) -> torch.nn.Module | None:
     return mod if isinstance(mod, torch.nn.Module) else None
 
 
-def _new_cache(module: torch.nn.Module | None):
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip left padding: ``cumsum(mask) - 1`` (pads get 0)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def new_cache(module: torch.nn.Module | None):
+    """An empty transformers ``DynamicCache`` for ``module`` (sliding-window aware when possible)."""
     from transformers import DynamicCache
 
     try:
@@ -611,17 +631,17 @@ def _run_batch(
     mask[:, :P] = am
     run_ids = ids
     prompt_len = am.sum(-1)
-    cache = _new_cache(module) if use_cache else None
+    cache = new_cache(module) if use_cache else None
     last = None
 
     for t in range(max_new):
         if not use_cache:
             inp = torch.cat([run_ids, gen[alive, :t]], dim=1)
             call_mask = mask[:, : P + t]
-            pos = (call_mask.cumsum(-1) - 1).clamp(min=0)
+            pos = position_ids_from_mask(call_mask)
         elif t == 0:
             inp, call_mask = run_ids, mask[:, :P]
-            pos = (call_mask.cumsum(-1) - 1).clamp(min=0)
+            pos = position_ids_from_mask(call_mask)
         else:
             inp, call_mask = last[:, None], mask[:, : P + t]
             pos = (prompt_len + t - 1)[:, None]

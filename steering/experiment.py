@@ -265,7 +265,7 @@ def stage_extract(run: Run) -> probes.ActivationTable:
         present = probes.spans.collect_labels(traces)
         wanted = [x for x in labels if x in present] if labels else None
         probes.extract_to_store(
-            base, traces, sites, store_path, e.pooling, labels=wanted, progress=run.progress
+            base, traces, sites, store_path, pooling=e.pooling, labels=wanted, progress=run.progress
         )
         return {
             "n_traces": len(traces),

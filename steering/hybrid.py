@@ -64,7 +64,15 @@ from probes.sites import Site, exec_order
 # ``choose_tokens``/``row_keys`` are the loop's own draw: the handoff token uses the uniform the
 # loop would have used, so a handoff hybrid that fires at every token *is* sampling from
 # the router with that seed.
-from rlvr.sampling import Samples, StepContext, choose_tokens, row_keys, sample, step_uniform
+from rlvr.sampling import (
+    Samples,
+    StepContext,
+    choose_tokens,
+    new_cache,
+    row_keys,
+    sample,
+    step_uniform,
+)
 
 from .routers import ModelRouter, ProbeRouter, RandomRouter, check_same_tokenizer
 from .steer import Steer
@@ -315,15 +323,6 @@ def _stream_keys(seed: int, ctx: StepContext, salt: int) -> torch.Tensor:
 # -- the router model's side of a run -----------------------------------------------------
 
 
-def _new_cache(module: torch.nn.Module):
-    from transformers import DynamicCache
-
-    try:
-        return DynamicCache(config=module.config)
-    except TypeError:  # transformers < 4.56 takes no config
-        return DynamicCache()
-
-
 class _TokenModel:
     """The router model in a run: its own KV cache, fed the tokens the base consumes."""
 
@@ -338,7 +337,7 @@ class _TokenModel:
     def step(self, step: int, ctx: StepContext) -> None:
         rows = _keys(ctx)
         if step == 0:
-            self.cache = _new_cache(self.handle.model) if self.use_cache else None
+            self.cache = new_cache(self.handle.model) if self.use_cache else None
         elif self.use_cache and rows != self.rows:
             # the loop dropped finished rows from its batch (and its cache): follow it
             where = {k: i for i, k in enumerate(self.rows)}

@@ -156,7 +156,7 @@ def test_store_roundtrip_equals_in_memory(model_dir, tmp_path):
     traces = make_traces(11)
     mem = probes.extract(h, traces, [Site(1)], "mean", progress=False)
     store = probes.extract_to_store(
-        h, traces, [Site(1)], tmp_path / "s", "mean", shard_size=4, progress=False
+        h, traces, [Site(1)], tmp_path / "s", pooling="mean", shard_size=4, progress=False
     )
     disk = store.load()
     assert disk.labels == mem.labels and torch.equal(disk.trace_ids, mem.trace_ids)
@@ -172,7 +172,9 @@ def test_store_refuses_other_settings_and_corruption(model_dir, tmp_path):
     path = tmp_path / "s"
     probes.extract_to_store(h, traces, [Site(1)], path, shard_size=4, progress=False)
     with pytest.raises(ValueError, match="other settings.*pooling"):
-        probes.extract_to_store(h, traces, [Site(1)], path, "mean", shard_size=4, progress=False)
+        probes.extract_to_store(
+            h, traces, [Site(1)], path, pooling="mean", shard_size=4, progress=False
+        )
     shard = path / "shard-00001.safetensors"
     shard.write_bytes(shard.read_bytes()[:-10])  # truncate
     with pytest.raises(ValueError, match="corrupted or truncated"):
@@ -199,7 +201,7 @@ CHILD = textwrap.dedent(
         time.sleep(0.15)
         return real(*a, **k)
     probes.store.extract_aligned = slow
-    probes.extract_to_store({model!r}, make_traces(40), [probes.Site(1)], {path!r}, "mean",
+    probes.extract_to_store({model!r}, make_traces(40), [probes.Site(1)], {path!r}, pooling="mean",
                             shard_size=2, progress=False)
     """
 )
@@ -244,7 +246,7 @@ def test_store_resumes_after_a_real_kill(model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(store_mod, "extract_aligned", counting)
     traces = make_traces(40)
     resumed = probes.extract_to_store(
-        model, traces, [Site(1)], path, "mean", shard_size=2, progress=False
+        model, traces, [Site(1)], path, pooling="mean", shard_size=2, progress=False
     ).load()
     assert len(calls) == 20 - len(finished)  # finished shards were not recomputed
     for f, mtime in finished.items():
@@ -252,3 +254,18 @@ def test_store_resumes_after_a_real_kill(model_dir, tmp_path, monkeypatch):
     full = probes.extract(model, traces, [Site(1)], "mean", progress=False)
     assert resumed.labels == full.labels
     torch.testing.assert_close(resumed.acts[Site(1)], full.acts[Site(1)])
+
+
+def test_rest_rows_do_not_depend_on_the_label_filter(model_dir):
+    h = probes.wrap(model_dir("llama"))
+    traces = make_traces(4)
+    for pooling in ("decision", "mean"):
+        every = probes.extract(h, traces, [Site(1)], pooling, progress=False)
+        some = probes.extract(h, traces, [Site(1)], pooling, labels=["step"], progress=False)
+        torch.testing.assert_close(every.X(Site(1), REST), some.X(Site(1), REST))
+
+
+def test_rest_never_includes_the_bos_token(model_dir):
+    h = probes.wrap(model_dir("llama"))
+    al = probes.align(LabeledTrace("ab=xy", [(2, 5, "step")]), h.tokenizer)
+    assert al.input_ids[0] == h.tokenizer.bos_token_id and al.scored_from == 1

@@ -156,3 +156,25 @@ def test_transformerlens_adapter_leaves_the_users_model_alone(model_dir):
     before = [n for n, _ in hf.model.named_modules()]
     probes.wrap(hf.model, hf.tokenizer, backend="transformerlens")
     assert [n for n, _ in hf.model.named_modules()] == before
+
+
+def test_sites_given_as_a_tuple_and_depth_order(model_dir):
+    h = probes.wrap(model_dir("llama"))
+    enc = h.encode(["abc"])
+    out = h.run(**enc, read=(Site(0), Site(1, "resid_pre")))
+    assert set(out.acts) == {Site(0), Site(1, "resid_pre")}
+    assert sorted([Site(1), Site(1, "resid_pre"), Site(0)]) == [
+        Site(0),
+        Site(1, "resid_pre"),
+        Site(1),
+    ]
+
+
+def test_fingerprint_ignores_the_load_dtype_and_stop_early_refuses_a_cache(model_dir):
+    path = model_dir("llama")
+    assert probes.wrap(path).fingerprint.matches(
+        probes.wrap(path, dtype=torch.bfloat16).fingerprint
+    )
+    h = probes.wrap(path)
+    with pytest.raises(ValueError, match="half-filled"):
+        h.run(**h.encode(["abc"]), read=[Site(0)], stop_early=True, use_cache=True)

@@ -292,3 +292,11 @@ def test_bad_arguments_fail_early(handles):
 
     with pytest.raises(TypeError, match="needs a model handle"):
         sample(h.model, PROMPTS, tokenizer=h.tokenizer, controller=Edits(), progress=False)
+
+
+def test_non_finite_logits_are_refused():
+    from rlvr.sampling import choose_tokens
+
+    logits = torch.tensor([[0.0, float("nan"), 1.0]])
+    with pytest.raises(ValueError, match="non-finite logits"):
+        choose_tokens(logits, 1.0, 0.9, torch.tensor([0.5]))

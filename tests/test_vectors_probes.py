@@ -156,3 +156,13 @@ def test_newcomer_ten_lines(model_dir, tmp_path):
     path = vec.save(tmp_path / "check.safetensors")
     back = probes.SteeringVector.load(path, model=h)
     torch.testing.assert_close(back.vector, vec.vector)
+
+
+def test_vector_check_on_a_bare_hf_model(model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    h = probes.wrap(model_dir("llama"))
+    t = probes.extract(h, make_traces(6), [Site(1)], progress=False)
+    p = probes.fit_diffmean(t, "check").save(tmp_path / "v")
+    bare = AutoModelForCausalLM.from_pretrained(model_dir("llama"))
+    assert probes.SteeringVector.load(p, model=bare).label == "check"
