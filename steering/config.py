@@ -137,9 +137,14 @@ _SECTION_CLASSES = {
     "diff": DiffSection,
     "formats": FormatsSection,
 }
-ROUTERS = ("rl", "probe", "random")
+ROUTERS = ("rl", "probe")  # random timing is the random_rate control of each router
 MODES = ("steer", "handoff")
 CONTROLS = ("random_rate", "random_vector", "bias_only", "rerank")
+
+
+# element types of list-valued keys (strings otherwise)
+_LIST_TYPES: dict[str, Any] = {"ks": int, "coefs": (int, float), "thresholds": (int, float)}
+TORCH_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def _line_of(text: str, section: str, key: str | None) -> int:
@@ -228,6 +233,22 @@ def load_config(
                     f"{_where(text, str(p), sec, key)}: expected {type(default).__name__}, "
                     f"got {type(val).__name__} ({val!r})"
                 )
+            if (
+                isinstance(default, int)
+                and not isinstance(default, bool)
+                and not isinstance(val, int)
+            ):
+                raise ConfigError(
+                    f"{_where(text, str(p), sec, key)}: expected an integer, got {val!r}"
+                )
+            if isinstance(default, list) and key in _LIST_TYPES:
+                want = _LIST_TYPES[key]
+                bad = [x for x in val if not isinstance(x, want) or isinstance(x, bool)]
+                if bad:
+                    raise ConfigError(
+                        f"{_where(text, str(p), sec, key)}: every entry must be "
+                        f"{'a number' if want == (int, float) else want.__name__}, got {bad[0]!r}"
+                    )
             if isinstance(default, float) and isinstance(val, int):
                 val = float(val)
             setattr(obj, key, val)
@@ -271,14 +292,40 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
         if check_paths and not rp.exists():
             raise ConfigError(f"{w('task', key)}: no file at {val!r} (looked in {rp})")
         setattr(t, key, str(rp))
+    if m.dtype not in TORCH_DTYPES:
+        raise ConfigError(
+            f"{w('models', 'dtype')}: unknown dtype {m.dtype!r}; use one of "
+            f"{', '.join(TORCH_DTYPES)}"
+        )
+    for key in ("n_dev", "n_test"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"{w('task', key)}: must be >= 1 (problems per class)")
+    if check_paths and t.classes:
+        from rlvr.tasks import load_task
+
+        have = load_task(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None).classes
+        unknown = [c for c in t.classes if c not in have]
+        if unknown:
+            raise ConfigError(
+                f"{w('task', 'classes')}: unknown class {unknown[0]!r}; this task has {have}"
+            )
     s = cfg.sampling
     if s.n < 1:
         raise ConfigError(f"{w('sampling', 'n')}: n must be >= 1")
-    bad_k = [k for k in s.ks if k > s.n or k < 1]
+    if s.max_new_tokens < 0 or s.batch_size < 1:
+        raise ConfigError(
+            f"{w('sampling')}: need max_new_tokens >= 0 (0: the task's budget) and batch_size >= 1"
+        )
+    bad_k = [k for k in s.ks if k > s.n]
     if bad_k:
         raise ConfigError(
             f"{w('sampling', 'ks')}: k={bad_k[0]} is larger than n={s.n} "
-            "samples (or < 1); raise n or drop that k"
+            "samples; raise n or drop that k"
+        )
+    if not s.ks or s.ks[0] != 1 or s.ks != sorted(set(s.ks)):
+        raise ConfigError(
+            f"{w('sampling', 'ks')}: give increasing k values starting at 1, "
+            f"e.g. [1, 2, 4, 8]; got {s.ks}"
         )
     if s.backend not in ("hf", "vllm"):
         raise ConfigError(f"{w('sampling', 'backend')}: use 'hf' or 'vllm'")
@@ -321,9 +368,34 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
             )
     if any(not 0 <= x < 1 for x in h.thresholds):
         raise ConfigError(f"{w('hybrid', 'thresholds')}: thresholds are probabilities in [0, 1)")
+    for key in ("routers", "modes", "coefs"):
+        if not getattr(h, key):
+            raise ConfigError(f"{w('hybrid', key)}: give at least one")
+    for key in ("n", "n_sites", "n_boot"):
+        if getattr(h, key) < 1:
+            raise ConfigError(f"{w('hybrid', key)}: must be >= 1")
+    if e.labels and h.labels and not set(h.labels) <= set(e.labels):
+        missing = sorted(set(h.labels) - set(e.labels))
+        raise ConfigError(
+            f"{w('hybrid', 'labels')}: {missing} are not extracted; add them to [extract] labels"
+        )
+    sw = cfg.sweep
+    if sw.probe not in ("diffmean", "logistic"):
+        raise ConfigError(f"{w('sweep', 'probe')}: use 'diffmean' or 'logistic'")
+    if sw.folds < 2 or sw.n_boot < 1 or sw.n_random < 1:
+        raise ConfigError(f"{w('sweep')}: need folds >= 2, n_boot >= 1 and n_random >= 1")
+    if e.baseline not in ("rest", "all") and e.labels and e.baseline not in e.labels:
+        raise ConfigError(
+            f"{w('extract', 'baseline')}: use 'rest', 'all' or one of the "
+            f"extracted labels {e.labels}"
+        )
+    if not cfg.diff.dtypes:
+        raise ConfigError(f"{w('diff', 'dtypes')}: give at least one, e.g. ['bf16']")
     bad = [d for d in cfg.diff.dtypes if d not in ("bf16", "fp16", "fp32")]
     if bad:
-        raise ConfigError(f"{w('diff', 'dtypes')}: unknown dtype {bad[0]!r}; use bf16 or fp32")
+        raise ConfigError(
+            f"{w('diff', 'dtypes')}: unknown dtype {bad[0]!r}; use bf16, fp16 or fp32"
+        )
     cfg.formats.logs = [str(_resolve(x, cfg_dir)) for x in cfg.formats.logs]
     for x in cfg.formats.logs:
         if check_paths and not Path(x).exists():

@@ -24,7 +24,7 @@ import json
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,10 @@ STAGES = ("passk", "extract", "sweep", "select", "hybrid", "budget", "diff", "fo
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_sha(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def _versions() -> dict[str, str]:
@@ -89,6 +93,25 @@ class Run:
 
     def fingerprints(self) -> dict[str, str]:
         return {w: self.model(w).fingerprint.weights for w in ("base", "rl")}
+
+    def settings_key(self) -> dict[str, Any]:
+        """What every sampled stage depends on: models, task files, problems, sampling."""
+        sampling = asdict(self.cfg.sampling)
+        sampling.pop("batch_size")  # does not change the samples
+        t = self.cfg.task
+        files = {
+            k: _file_sha(v) for k, v in (("spec", t.spec), ("dev", t.dev), ("test", t.test)) if v
+        }
+        return {
+            "fingerprints": self.fingerprints(),
+            "seed": self.seed,
+            "sampling": sampling,
+            "max_new_tokens": self.max_new_tokens,
+            "classes": self.classes,
+            "n_dev": t.n_dev,
+            "n_test": t.n_test,
+            "files": files,
+        }
 
     # -- problems ----------------------------------------------------------------------
     def problems(self, split: str) -> list[Any]:
@@ -159,18 +182,7 @@ def stage_passk(run: Run) -> dict:
     cfg = run.cfg
     s = cfg.sampling
     problems = run.problems("test")
-    key = [
-        "passk",
-        s.n,
-        s.ks,
-        s.temperature,
-        s.top_p,
-        run.max_new_tokens,
-        cfg.task.n_test,
-        run.classes,
-        run.fingerprints(),
-        run.seed,
-    ]
+    key = ["passk", run.settings_key(), cfg.hybrid.n_boot]
 
     def compute() -> dict:
         out: dict[str, Any] = {
@@ -245,17 +257,7 @@ def stage_extract(run: Run) -> probes.ActivationTable:
     problems = run.problems("dev")
     per = max(1, -(-e.n_traces // len(problems)))
     sites = base.sites("resid_post") if e.sites == ["all"] else [Site.parse(x) for x in e.sites]
-    key = [
-        "extract",
-        e.n_traces,
-        [s.name for s in sites],
-        e.pooling,
-        e.labels,
-        run.fingerprints()["base"],
-        run.seed,
-        run.max_new_tokens,
-        run.cfg.task.n_dev,
-    ]
+    key = ["extract", run.settings_key(), asdict(e), [s.name for s in sites]]
     store_path = run.out / "cache" / f"store-{_hash(key)}"
 
     def compute() -> dict:
@@ -300,9 +302,11 @@ def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
             table, label, method=run.cfg.extract.method, baseline=run.cfg.extract.baseline
         )
         vectors[label] = str(v.save(vec_dir / f"{label}.safetensors"))
+    vector_sha = {lab: _file_sha(p) for lab, p in vectors.items()}
     return {
         "rows": [r.__dict__ for r in res.rows],
         "vectors": vectors,
+        "vector_sha": vector_sha,
         "best_site": {lab: res.best_site(lab).name for lab in labels},
         "_result": res,
     }
@@ -312,7 +316,11 @@ def stage_diff(run: Run) -> dict:
     from rlvr.weightdiff import seed_overlap, update_sparsity
 
     m, d = run.cfg.models, run.cfg.diff
-    key = ["diff", m.base, m.rl, m.rl_other_seeds, d.dtypes, d.tol, run.fingerprints()]
+    others = [
+        _file_sha(Path(o) / "model.safetensors") if (Path(o) / "model.safetensors").exists() else o
+        for o in m.rl_other_seeds
+    ]
+    key = ["diff", d.dtypes, d.tol, run.fingerprints(), others]
 
     def compute() -> dict:
         out: dict[str, Any] = {"tol": d.tol, "sparsity": {}, "overlap": []}
@@ -403,5 +411,10 @@ def run_experiment(
         elif stage == "formats":
             res["formats"] = stage_formats(run)
     res["seconds"] = round(time.perf_counter() - t0, 1)
+    previous = run.out / "results.json"
+    if stages and previous.exists():  # one stage: keep the other stages' results
+        old = json.loads(previous.read_text())
+        if old.get("config") == res["config"]:
+            res = {**old, **res}
     write_report(run.out, res, sweep.get("_result") if sweep else None)
     return res

@@ -25,6 +25,26 @@ from .recovery import recovery
 from .routers import ModelRouter, ProbeRouter
 
 
+def _key(run, res: dict) -> list:
+    """Cache key shared by the hybrid stages: the run's settings, [hybrid] and [extract], the
+    vectors' content and the pass@k samples recovery is measured against."""
+    from dataclasses import asdict
+
+    pk = res["passk"]["raw"]
+    return [
+        run.settings_key(),
+        asdict(run.cfg.hybrid),
+        asdict(run.cfg.extract),
+        res["sweep"]["vector_sha"],
+        pk["base_correct"],
+        pk["rl_correct"],
+    ]
+
+
+def _sel_key(sel: dict) -> dict:
+    return {k: v for k, v in sel.items() if k != "seconds"}
+
+
 def _labels(run, res: dict) -> list[str]:
     have = set(res["sweep"]["vectors"])
     want = run.cfg.hybrid.labels or sorted(have)
@@ -75,6 +95,24 @@ def _hit_rate(run, problems, out) -> float | None:
     return hits / total if total else None
 
 
+def _examples(run, problems, out, k: int = 6) -> list[dict]:
+    """A few generations with the character offsets (in the completion) where the router fired."""
+    tok = run.model("base").tokenizer
+    picked = out.generations[:: max(1, len(out.generations) // k)][:k]
+    return [
+        {
+            "prompt": run.task.prompt(problems[g.prompt_index]),
+            "text": g.text,
+            "fired": [
+                (len(tok.decode(g.token_ids[: e.step], skip_special_tokens=True)), str(e.label))
+                for e in g.log
+            ],
+            "correct": run.task.verify(problems[g.prompt_index], g.text) > 0.5,
+        }
+        for g in picked
+    ]
+
+
 def _generate(run, dec: HybridDecoder, problems, n: int, seed: int):
     return dec.generate(
         **run.sampling_kwargs(problems, n, seed),
@@ -89,17 +127,7 @@ def stage_select(run, res: dict, table) -> dict:
     rows = [r for r in res["sweep"]["rows"] if r["label"] == labels[0]]
     sites = [r["site"] for r in sorted(rows, key=lambda r: -r["auroc"])][: h.n_sites]
     problems = run.problems("dev")
-    key = [
-        "select",
-        labels,
-        sites,
-        h.coefs,
-        h.n,
-        run.fingerprints(),
-        run.seed,
-        run.cfg.sampling.temperature,
-        res["sweep"]["vectors"],
-    ]
+    key = ["select", _key(run, res), labels, sites]
 
     def compute() -> dict:
         grid = []
@@ -233,20 +261,7 @@ def stage_hybrid(run, res: dict, table) -> dict:
     h = run.cfg.hybrid
     sel, site, problems, base, rl = _test_setup(run, res, table)
     coef, labels = sel["coef"], sel["labels"]
-    key = [
-        "hybrid",
-        sel,
-        h.routers,
-        h.modes,
-        h.controls,
-        h.n,
-        run.fingerprints(),
-        run.seed,
-        run.cfg.sampling.temperature,
-        run.cfg.task.n_test,
-        res["passk"]["n"],
-        h.n_boot,
-    ]
+    key = ["hybrid", _key(run, res), _sel_key(sel)]
 
     def compute() -> dict:
         vecs = _vectors(run, res, labels, site)
@@ -254,70 +269,62 @@ def stage_hybrid(run, res: dict, table) -> dict:
         examples: list[dict] = []
         seed = run.seed + 4
         probe_note = None
+        main_acc = None
         for rname in h.routers:
             if rname == "rl":
                 router = ModelRouter(run.model("rl"), run.task.segment_start)
-            elif rname == "probe":
+            else:  # "probe" (config validation admits only these two)
                 router, probe_note = _probe_router(run, res, site, labels)
                 if router is None:
                     continue
-            else:
-                continue  # "random" is run as the random_rate control of the RL router
             for mode in h.modes:
                 dec = HybridDecoder(
                     run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels
                 )
                 out = _generate(run, dec, problems, h.n, seed)
                 acc = _accuracy(run, problems, out, h.n)
+                name = f"{rname}/{mode}"
                 runs.append(
-                    _record(
-                        f"{rname}/{mode}", rname, mode, None, acc, out, base, rl, h.n_boot, run.seed
-                    )
+                    _record(name, rname, mode, None, acc, out, base, rl, h.n_boot, run.seed)
                 )
-                if rname == "rl" and mode == "steer":
-                    main_out, main_acc = out, acc
-                    examples = [
-                        {
-                            "prompt": run.task.prompt(problems[g.prompt_index]),
-                            "text": g.text,
-                            "fired": [(e.step, str(e.label)) for e in g.log],
-                            "correct": bool(run.task.verify(problems[g.prompt_index], g.text)),
-                        }
-                        for g in out.generations[:: max(1, len(out.generations) // 6)][:6]
-                    ]
-                    if "rl" in h.routers:
-                        ctl = {
-                            "random_rate": dict(
-                                random_firing=True,
-                                firing_rate=out.steered_fraction,
-                                label_shares=out.label_shares,
-                            ),
-                            "random_vector": dict(random_vectors=True, control_seed=run.seed),
-                            "bias_only": dict(bias_only=True),
-                            "rerank": dict(rerank=True),
-                        }
-                        for c in h.controls:
-                            if c == "bias_only" and len(labels) < 2:
-                                continue  # one label: bias-only is the vector itself
-                            cdec = dec.with_controls(**ctl[c])
-                            cout = _generate(run, cdec, problems, h.n, seed)
-                            cacc = _accuracy(run, problems, cout, h.n)
-                            runs.append(
-                                _record(
-                                    f"control: {c}",
-                                    rname,
-                                    mode,
-                                    c,
-                                    cacc,
-                                    cout,
-                                    base,
-                                    rl,
-                                    h.n_boot,
-                                    run.seed,
-                                )
-                            )
+                if name == "rl/steer":
+                    main_acc = acc
+                    examples = _examples(run, problems, out)
+                # random timing at the same rate for every router and mode; the vector and
+                # token-selection controls for the RL router in steer mode
+                ctl = {
+                    "random_rate": dict(
+                        random_firing=True,
+                        firing_rate=out.steered_fraction,
+                        label_shares=out.label_shares,
+                    ),
+                    "random_vector": dict(random_vectors=True, control_seed=run.seed),
+                    "bias_only": dict(bias_only=True),
+                    "rerank": dict(rerank=True),
+                }
+                for c in h.controls:
+                    if c != "random_rate" and name != "rl/steer":
+                        continue
+                    if c == "bias_only" and len(labels) < 2:
+                        continue  # one label: bias-only is the vector itself
+                    cout = _generate(run, dec.with_controls(**ctl[c]), problems, h.n, seed)
+                    cacc = _accuracy(run, problems, cout, h.n)
+                    runs.append(
+                        _record(
+                            f"{name} control: {c}",
+                            rname,
+                            mode,
+                            c,
+                            cacc,
+                            cout,
+                            base,
+                            rl,
+                            h.n_boot,
+                            run.seed,
+                        )
+                    )
         pass1: dict[str, dict] = {}
-        if "rl" in h.routers and "steer" in h.modes:
+        if main_acc is not None:
             from rlvr.passk import bootstrap_ci
 
             classes = np.array([run.task.cls_of(p) for p in problems])
@@ -325,7 +332,6 @@ def stage_hybrid(run, res: dict, table) -> dict:
                 m = np.ones(len(classes), bool) if c == "all" else classes == c
                 lo, hi = bootstrap_ci(main_acc[m], n_boot=h.n_boot, seed=run.seed)
                 pass1[c] = {"mean": float(main_acc[m].mean()), "low": float(lo), "high": float(hi)}
-            del main_out
         return {
             "site": site.name,
             "coef": coef,
@@ -350,16 +356,8 @@ def stage_budget(run, res: dict, table) -> dict:
     coef, labels = sel["coef"], sel["labels"]
     key = [
         "budget",
-        sel,
-        h.thresholds,
-        h.modes,
-        h.n,
-        run.fingerprints(),
-        run.seed,
-        run.cfg.sampling.temperature,
-        run.cfg.task.n_test,
-        res["passk"]["n"],
-        h.n_boot,
+        _key(run, res),
+        _sel_key(sel),
         sorted(r["name"] for r in res.get("hybrid", {}).get("runs", [])),
     ]
 

@@ -80,8 +80,8 @@ def recovery(
 ) -> Recovery:
     """Recovered gap ``(hyb - base) / (rl - base)`` with a paired bootstrap CI over problems.
 
-    Refuses (``ValueError``) when the RL model's mean accuracy is within ``min_gap`` of the
-    base's: there is no gap to recover. 1.0 means the hybrid matches the RL model, 0 the
+    Refuses (``ValueError``) unless the RL model's mean accuracy exceeds the base's by at
+    least ``min_gap``: otherwise there is no gain to recover. 1.0 means the hybrid matches the RL model, 0 the
     base; values outside [0, 1] are possible and reported as they are.
     """
     h = _per_problem(acc_hybrid, "acc_hybrid")
@@ -100,12 +100,12 @@ def recovery(
         raise ValueError(f"min_gap must be >= 0, got {min_gap!r}")
     mh, mb, mr = float(h.mean()), float(b.mean()), float(r.mean())
     gap = mr - mb
-    if abs(gap) < max(min_gap, 1e-12):
+    if gap < max(min_gap, 1e-12):
         raise ValueError(
-            f"acc_rl ({mr:.4f}) and acc_base ({mb:.4f}) differ by {gap:+.4f}, less than "
-            f"min_gap={min_gap}: there is no gap for the hybrid to recover, and the ratio "
-            "would be noise. Use problems where the RL model beats the base (or more of "
-            "them), or lower min_gap if this gap is real."
+            f"acc_rl ({mr:.4f}) exceeds acc_base ({mb:.4f}) by {gap:+.4f}, less than "
+            f"min_gap={min_gap}: there is no RL gain for the hybrid to recover, and the ratio "
+            "would be noise (or have the wrong sign). Use problems where the RL model beats "
+            "the base (or more of them), or lower min_gap if this gap is real."
         )
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, h.size, size=(n_boot, h.size))

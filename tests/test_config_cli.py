@@ -131,3 +131,26 @@ def test_cli_retrains_a_miniature_organism(tmp_path, capsys):
     assert (out / "README.md").exists() and (out / "results.json").exists()
     assert main(["organism", "train", "--out", str(default_dir())]) == 2
     assert "refusing to overwrite the shipped organism" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("\n[sampling]\nks = [2, 4]\n", r"increasing k values starting at 1"),
+        ('\n[sampling]\nks = [1, "2"]\n', r"every entry must be int"),
+        ("\n[sampling]\nn = 2.5\n", r"expected an integer"),
+        ("\n[hybrid]\ncoefs = []\n", r"\[hybrid\] coefs: give at least one"),
+        ("\n[sweep]\nfolds = 1\n", r"folds >= 2"),
+        ("\n[diff]\ndtypes = []\n", r"give at least one"),
+    ],
+)
+def test_more_config_errors(tmp_path, model_dir, body, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, body, model_dir))
+
+
+def test_bad_model_dtype_and_class(tmp_path, model_dir):
+    p = _write(tmp_path, "", model_dir)
+    p.write_text(p.read_text().replace('rl = "', 'dtype = "bf16"\nrl = "'))
+    with pytest.raises(ConfigError, match=r"\[models\] dtype: unknown dtype 'bf16'"):
+        load_config(p)

@@ -53,7 +53,8 @@ def test_every_stage_lands_in_results(tiny_run):
     assert set(pk["per_class"]) == {"all", "main", "long"}
     names = [r["name"] for r in disk["hybrid"]["runs"]]
     assert "rl/steer" in names and "rl/handoff" in names
-    assert any(n.startswith("control: rerank") for n in names)
+    assert "rl/steer control: rerank" in names
+    assert {"rl/handoff control: random_rate", "rl/steer control: random_rate"} <= set(names)
     assert {"bf16", "fp32"} <= set(disk["diff"]["sparsity"])
     assert disk["diff"]["overlap"], "two RL seeds give a seed overlap"
     assert len(disk["formats"]["logs"]) == 2
@@ -74,9 +75,25 @@ def test_report_numbers_come_from_results(tiny_run):
             assert f"{100 * r['recovery']:.1f}%" in report
 
 
-def test_rerun_uses_the_cache(tiny_run, capsys):
+def test_rerun_uses_the_cache_and_keeps_other_stages(tiny_run, capsys):
     out, res, cfg = tiny_run
     again = run_experiment(cfg, stages=["passk", "diff"], progress=True)
     printed = capsys.readouterr().out
     assert "[passk] cached" in printed and "[diff] cached" in printed
     assert again["passk"]["raw"]["base_correct"] == res["passk"]["raw"]["base_correct"]
+    disk = json.loads((out / "results.json").read_text())
+    assert "hybrid" in disk and "sweep" in disk  # a one-stage run keeps the rest
+
+
+def test_changed_settings_miss_the_cache(tiny_run, capsys):
+    out, res, cfg = tiny_run
+    changed = load_config(
+        CONFIG,
+        {
+            **TINY,
+            "experiment": {"output": str(out)},
+            "sampling": {**TINY["sampling"], "top_p": 0.9},
+        },
+    )
+    run_experiment(changed, stages=["passk"], progress=True)
+    assert "[passk] cached" not in capsys.readouterr().out

@@ -482,8 +482,10 @@ def test_recovery_math_ci_and_refusal():
         rng.integers(0, 2, 30), rng.integers(0, 2, 30), np.r_[np.ones(20), np.zeros(10)]
     )
     assert noisy.ci[0] < noisy.value < noisy.ci[1]
-    with pytest.raises(ValueError, match="no gap for the hybrid to recover"):
+    with pytest.raises(ValueError, match="no RL gain for the hybrid to recover"):
         recovery(hyb_acc, base_acc, base_acc + 0.001)
+    with pytest.raises(ValueError, match="no RL gain"):  # RL worse than base: no gain
+        recovery(base_acc, rl_acc, base_acc)
     with pytest.raises(ValueError, match="same problems"):
         recovery([1, 0], [0, 0, 1], [1, 1, 1])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
