@@ -117,28 +117,16 @@ class Config:
     diff: DiffSection = field(default_factory=DiffSection)
     formats: FormatsSection = field(default_factory=FormatsSection)
     path: str = ""
-    stages: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("stages", None)
-        return d
+        return asdict(self)
 
 
-SECTIONS = {f.name: f.type for f in fields(Config) if f.name not in ("path", "stages")}
-_SECTION_CLASSES = {
-    "experiment": ExperimentSection,
-    "models": ModelsSection,
-    "task": TaskSection,
-    "sampling": SamplingSection,
-    "extract": ExtractSection,
-    "sweep": SweepSection,
-    "hybrid": HybridSection,
-    "diff": DiffSection,
-    "formats": FormatsSection,
-}
+# section name -> its dataclass, read off Config's fields
+_SECTION_CLASSES = {f.name: f.default_factory for f in fields(Config) if f.name != "path"}
 ROUTERS = ("rl", "probe")  # random timing is the random_rate control of each router
-MODES = ("steer", "handoff")
+from .hybrid import MODES  # noqa: E402  (one definition of the hybrid's modes)
+
 CONTROLS = ("random_rate", "random_vector", "bias_only", "rerank")
 
 

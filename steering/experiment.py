@@ -166,7 +166,7 @@ class Run:
             self.model(which), **kw, batch_size=self.cfg.sampling.batch_size, progress=self.progress
         )
 
-    def score(self, problems: Sequence[Any], samples, n: int) -> np.ndarray:
+    def score(self, problems: Sequence[Any], samples) -> np.ndarray:
         """Per-problem correct counts, shape (problems,)."""
         correct = np.zeros(len(problems), dtype=int)
         for row, text in enumerate(samples.texts):
@@ -193,7 +193,7 @@ def stage_passk(run: Run) -> dict:
         }
         for which in ("base", "rl"):
             smp = run.sample(which, problems, s.n, run.seed)
-            out[f"{which}_correct"] = run.score(problems, smp, s.n).tolist()
+            out[f"{which}_correct"] = run.score(problems, smp).tolist()
             fmts: dict[str, int] = {}
             for t in smp.texts:
                 f = run.task.format_of(t)
@@ -263,7 +263,7 @@ def stage_extract(run: Run) -> probes.ActivationTable:
     def compute() -> dict:
         smp = run.sample("base", problems, per, run.seed + 1)
         traces = labelled_traces(run, problems, smp)[: e.n_traces]
-        labels = [x for x in (e.labels or None or []) if x]
+        labels = e.labels
         present = probes.spans.collect_labels(traces)
         wanted = [x for x in labels if x in present] if labels else None
         probes.extract_to_store(
