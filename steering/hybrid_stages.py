@@ -257,6 +257,17 @@ def _test_setup(run, res: dict, table):
     return sel, Site.parse(sel["site"]), run.problems("test"), base, rl
 
 
+TEST_SEED = 4  # offset of the test-split hybrid draws from the experiment seed
+
+
+def _measure(run, dec, problems, name, router, mode, control, base, rl):
+    """Generate on the test problems, score, and record recovery: (record, output, accuracy)."""
+    h = run.cfg.hybrid
+    out = _generate(run, dec, problems, h.n, run.seed + TEST_SEED)
+    acc = _accuracy(run, problems, out, h.n)
+    return _record(name, router, mode, control, acc, out, base, rl, h.n_boot, run.seed), out, acc
+
+
 def stage_hybrid(run, res: dict, table) -> dict:
     h = run.cfg.hybrid
     sel, site, problems, base, rl = _test_setup(run, res, table)
@@ -267,7 +278,6 @@ def stage_hybrid(run, res: dict, table) -> dict:
         vecs = _vectors(run, res, labels, site)
         runs: list[dict] = []
         examples: list[dict] = []
-        seed = run.seed + 4
         probe_note = None
         main_acc = None
         for rname in h.routers:
@@ -281,12 +291,9 @@ def stage_hybrid(run, res: dict, table) -> dict:
                 dec = HybridDecoder(
                     run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels
                 )
-                out = _generate(run, dec, problems, h.n, seed)
-                acc = _accuracy(run, problems, out, h.n)
                 name = f"{rname}/{mode}"
-                runs.append(
-                    _record(name, rname, mode, None, acc, out, base, rl, h.n_boot, run.seed)
-                )
+                rec, out, acc = _measure(run, dec, problems, name, rname, mode, None, base, rl)
+                runs.append(rec)
                 if name == "rl/steer":
                     main_acc = acc
                     examples = _examples(run, problems, out)
@@ -307,22 +314,9 @@ def stage_hybrid(run, res: dict, table) -> dict:
                         continue
                     if c == "bias_only" and len(labels) < 2:
                         continue  # one label: bias-only is the vector itself
-                    cout = _generate(run, dec.with_controls(**ctl[c]), problems, h.n, seed)
-                    cacc = _accuracy(run, problems, cout, h.n)
-                    runs.append(
-                        _record(
-                            f"{name} control: {c}",
-                            rname,
-                            mode,
-                            c,
-                            cacc,
-                            cout,
-                            base,
-                            rl,
-                            h.n_boot,
-                            run.seed,
-                        )
-                    )
+                    cdec = dec.with_controls(**ctl[c])
+                    name_c = f"{name} control: {c}"
+                    runs.append(_measure(run, cdec, problems, name_c, rname, mode, c, base, rl)[0])
         pass1: dict[str, dict] = {}
         if main_acc is not None:
             from rlvr.passk import bootstrap_ci
@@ -375,9 +369,7 @@ def stage_budget(run, res: dict, table) -> dict:
                 dec = HybridDecoder(
                     run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels
                 )
-                out = _generate(run, dec, problems, h.n, run.seed + 4)
-                acc = _accuracy(run, problems, out, h.n)
-                r = _record(f"tau={tau}", "rl", mode, None, acc, out, base, rl, h.n_boot, run.seed)
+                r = _measure(run, dec, problems, f"tau={tau}", "rl", mode, None, base, rl)[0]
                 r["threshold"] = tau
                 r.pop("acc_per_problem")
                 pts.append(r)
