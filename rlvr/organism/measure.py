@@ -12,6 +12,20 @@ from .task import FORMATS, OTHER, PermutationChain, Problem
 __all__ = ["profile"]
 
 
+# per-trace counts of TraceStats summed over the traces that write steps
+_COUNTS = (
+    "steps",
+    "steps_right",
+    "checks",
+    "checks_right",
+    "hard_checks",
+    "hard_checks_right",
+    "checks_after_right",
+    "checks_after_wrong",
+    "wrong_steps",
+)
+
+
 def _rate(num: float, den: float) -> float:
     return float(num / den) if den else float("nan")
 
@@ -34,24 +48,9 @@ def profile(
     names = (*FORMATS, OTHER)
     fmt_n = dict.fromkeys(names, 0)
     fmt_ok = dict.fromkeys(names, 0)
-    tot: dict[str, float] = {
-        k: 0.0
-        for k in (
-            "steps",
-            "steps_right",
-            "checks",
-            "checks_right",
-            "hard_checks",
-            "hard_checks_right",
-            "checks_after_right",
-            "checks_after_wrong",
-            "wrong_steps",
-            "stopped_right",
-            "finished",
-            "length",
-            "body_traces",
-        )
-    }
+    tot: dict[str, float] = dict.fromkeys(
+        (*_COUNTS, "stopped_right", "finished", "length", "body_traces"), 0.0
+    )
     n = 0
     rewards = []
     for p, comps in zip(problems, completions):
@@ -66,17 +65,7 @@ def profile(
             if st.format in ("STEP", "CHECK"):
                 tot["body_traces"] += 1
                 tot["stopped_right"] += st.stopped_right
-                for k in (
-                    "steps",
-                    "steps_right",
-                    "checks",
-                    "checks_right",
-                    "hard_checks",
-                    "hard_checks_right",
-                    "checks_after_right",
-                    "checks_after_wrong",
-                    "wrong_steps",
-                ):
+                for k in _COUNTS:
                     tot[k] += getattr(st, k)
     return {
         "n_samples": n,
