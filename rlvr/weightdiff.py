@@ -267,6 +267,7 @@ def _share(part: int, total: int) -> float:
 def update_sparsity(
     a: PathLike,
     b: PathLike,
+    *,
     tol: float = 1e-5,
     dtype: str = "bf16",
     chunk_size: int = 1 << 24,
@@ -322,6 +323,7 @@ def update_sparsity(
 def update_rank(
     a: PathLike,
     b: PathLike,
+    *,
     dtype: str = "fp32",
     tol: float | None = None,
     names: Iterable[str] | None = None,
@@ -391,6 +393,7 @@ def seed_overlap(
     base: PathLike,
     rl1: PathLike,
     rl2: PathLike,
+    *,
     tol: float = 1e-5,
     dtype: str = "bf16",
     chunk_size: int = 1 << 24,
