@@ -139,6 +139,9 @@ class ModelHandle:
         # transformers >= 5.2x names the KV-cache argument ``cache`` (``past_key_values`` before)
         params = inspect.signature(hf_model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._keep_kwarg = next(
+            (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
+        )
         self._fingerprint: Fingerprint | None = None
         if getattr(tokenizer, "pad_token_id", None) is None:
             eos = getattr(tokenizer, "eos_token", None)
@@ -210,6 +213,7 @@ class ModelHandle:
         position_ids: torch.Tensor | None = None,
         past_key_values: Any = None,
         use_cache: bool = False,
+        logits_to_keep: int = 0,
     ) -> RunOutput:
         """One forward pass.
 
@@ -218,6 +222,8 @@ class ModelHandle:
             grows with the positions asked for, not with sequence x layers.
         edits: site -> function applied to the residual there.
         stop_early: end the pass after the last site in ``read`` (no logits then).
+        logits_to_keep: return logits for the last this-many positions only (0 = all); with a
+            large vocabulary the full prefill logits can outweigh the model.
         """
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}")
@@ -238,7 +244,7 @@ class ModelHandle:
                 "stop_early leaves a KV cache half-filled: read without a cache, or run the "
                 "whole pass"
             )
-        return self._forward(
+        out = self._forward(
             input_ids,
             attention_mask,
             position_ids,
@@ -248,7 +254,11 @@ class ModelHandle:
             max(reads, key=exec_order) if stop_early else None,
             past_key_values,
             use_cache,
+            logits_to_keep,
         )
+        if logits_to_keep and out.logits is not None and out.logits.shape[1] > logits_to_keep:
+            out.logits = out.logits[:, -logits_to_keep:]  # adapters without the argument
+        return out
 
     def _forward(
         self,
@@ -261,8 +271,13 @@ class ModelHandle:
         stop_site,
         past_key_values,
         use_cache,
+        logits_to_keep=0,
     ) -> RunOutput:
         raise NotImplementedError
+
+    def _keep(self, logits_to_keep: int) -> dict[str, int]:
+        """The model's own argument for computing only the last logits, when it has one."""
+        return {self._keep_kwarg: logits_to_keep} if logits_to_keep and self._keep_kwarg else {}
 
     def logits(
         self,
@@ -359,6 +374,7 @@ class HFHandle(ModelHandle):
         stop_site,
         past_key_values,
         use_cache,
+        logits_to_keep=0,
     ) -> RunOutput:
         acts: dict[Site, torch.Tensor] = {}
         with self.hooks(edits, reads, index, stop_site, acts):
@@ -369,6 +385,7 @@ class HFHandle(ModelHandle):
                     position_ids=position_ids,
                     use_cache=use_cache,
                     **{self._cache_kwarg: past_key_values},
+                    **self._keep(logits_to_keep),
                 )
             except _Stop:
                 return RunOutput(None, acts, past_key_values)
@@ -408,6 +425,7 @@ class NNsightHandle(ModelHandle):
         stop_site,
         past_key_values,
         use_cache,
+        logits_to_keep=0,
     ) -> RunOutput:
         saved: dict[Site, Any] = {}
         logits = None
@@ -418,6 +436,7 @@ class NNsightHandle(ModelHandle):
             "position_ids": position_ids,
             "use_cache": use_cache,
             self._cache_kwarg: past_key_values,
+            **self._keep(logits_to_keep),
         }
         # nnsight requires touching modules in execution order.
         sites = sorted(set(edits) | set(reads), key=exec_order)
@@ -474,6 +493,7 @@ class TLHandle(ModelHandle):
         stop_site,
         past_key_values,
         use_cache,
+        logits_to_keep=0,
     ) -> RunOutput:
         acts: dict[Site, torch.Tensor] = {}
         hooks = []

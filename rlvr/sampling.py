@@ -307,6 +307,9 @@ class _PlainHF:
         self.tokenizer = tokenizer
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._keep_kw = next(
+            (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
+        )
 
     def run(
         self,
@@ -317,6 +320,7 @@ class _PlainHF:
         position_ids=None,
         past_key_values=None,
         use_cache=False,
+        logits_to_keep=0,
     ):
         if edits:
             raise TypeError(
@@ -324,6 +328,8 @@ class _PlainHF:
                 "sample(probes.wrap(model, tokenizer), ...) instead of a plain HF model"
             )
         kw = {self._cache_kw: past_key_values} if past_key_values is not None else {}
+        if logits_to_keep and self._keep_kw:
+            kw[self._keep_kw] = logits_to_keep
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -593,6 +599,11 @@ def _first_stop(text: str, stops: Sequence[str]) -> int | None:
     return min(hits) if hits else None
 
 
+def _accepts(fn, name: str) -> bool:
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def _run_batch(
     runner,
     module,
@@ -633,6 +644,8 @@ def _run_batch(
     prompt_len = am.sum(-1)
     cache = new_cache(module) if use_cache else None
     last = None
+    # only the last position's logits are needed (a real vocabulary makes the rest huge)
+    last_only = {"logits_to_keep": 1} if _accepts(runner.run, "logits_to_keep") else {}
 
     for t in range(max_new):
         if not use_cache:
@@ -666,6 +679,7 @@ def _run_batch(
             position_ids=pos,
             past_key_values=cache,
             use_cache=use_cache,
+            **last_only,
         )
         if use_cache:
             if res.past_key_values is not None:

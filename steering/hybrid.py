@@ -350,6 +350,7 @@ class _TokenModel:
             position_ids=ctx.position_ids.to(self.device),
             past_key_values=self.cache,
             use_cache=self.use_cache,
+            logits_to_keep=1,
         )
         if self.use_cache and out.past_key_values is not None:
             self.cache = out.past_key_values

@@ -178,3 +178,17 @@ def test_fingerprint_ignores_the_load_dtype_and_stop_early_refuses_a_cache(model
     h = probes.wrap(path)
     with pytest.raises(ValueError, match="half-filled"):
         h.run(**h.encode(["abc"]), read=[Site(0)], stop_early=True, use_cache=True)
+
+
+@pytest.mark.parametrize("backend", ["hf", "nnsight", "transformerlens"])
+def test_logits_to_keep_returns_the_last_positions(backend, model_dir):
+    h = (
+        probes.wrap(probes.wrap(model_dir("llama")).model, backend=backend)
+        if backend != "hf"
+        else probes.wrap(model_dir("llama"))
+    )
+    enc = h.encode(["abcdef", "xy"])
+    full = h.run(**enc).logits
+    last = h.run(**enc, logits_to_keep=1).logits
+    assert last.shape[1] == 1
+    torch.testing.assert_close(last[:, 0], full[:, -1], atol=1e-5, rtol=1e-4)
