@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from typing import Any
 
 import torch
 
-from rlvr.sampling import new_cache, position_ids_from_mask
+from rlvr.sampling import forward_arg_names, new_cache, position_ids_from_mask
 
 from .sites import (
     Site,
@@ -136,12 +135,7 @@ class ModelHandle:
         self.d_model = int(cfg.hidden_size)
         self.vocab_size = int(cfg.vocab_size)
         self.layers_path = decoder_layers_path(hf_model, self.n_layers)
-        # transformers >= 5.2x names the KV-cache argument ``cache`` (``past_key_values`` before)
-        params = inspect.signature(hf_model.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
-        self._keep_kwarg = next(
-            (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
-        )
+        self._cache_kwarg, self._keep_kwarg = forward_arg_names(hf_model)
         self._fingerprint: Fingerprint | None = None
         if getattr(tokenizer, "pad_token_id", None) is None:
             eos = getattr(tokenizer, "eos_token", None)
@@ -512,7 +506,7 @@ class TLHandle(ModelHandle):
             if past_key_values is None:
                 past_key_values = new_cache(self.model)
             kwargs.update(past_key_values=past_key_values, use_cache=True)
-            if "cache" in inspect.signature(self.model.forward).parameters:
+            if self._cache_kwarg == "cache":
                 # The bridge's attention reads its cache from ``past_key_values`` or
                 # ``layer_past``, but transformers >= 5 hands layers ``cache=``: without this
                 # the cache stays empty and cached decoding silently ignores the context.

@@ -88,6 +88,7 @@ __all__ = [
     "Samples",
     "StepContext",
     "choose_tokens",
+    "forward_arg_names",
     "new_cache",
     "position_ids_from_mask",
     "row_keys",
@@ -299,17 +300,25 @@ class _Out:
         self.past_key_values = past_key_values
 
 
+def forward_arg_names(model: torch.nn.Module) -> tuple[str, str | None]:
+    """How this model's ``forward`` names the KV cache and the last-logits argument.
+
+    transformers >= 5.2x says ``cache`` (``past_key_values`` before) and ``logits_to_keep``
+    (``num_logits_to_keep`` before, or nothing at all).
+    """
+    params = inspect.signature(model.forward).parameters
+    cache = "cache" if "cache" in params else "past_key_values"
+    keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+    return cache, keep
+
+
 class _PlainHF:
     """Drive a plain transformers causal LM with the handle's ``run`` signature (no edits)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        params = inspect.signature(model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._keep_kw = next(
-            (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None
-        )
+        self._cache_kw, self._keep_kw = forward_arg_names(model)
 
     def run(
         self,

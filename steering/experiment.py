@@ -166,6 +166,12 @@ class Run:
             self.model(which), **kw, batch_size=self.cfg.sampling.batch_size, progress=self.progress
         )
 
+    def dev_traces(self, which: str, seed: int) -> list[LabeledTrace]:
+        """About ``[extract] n_traces`` samples of ``which`` on the dev split, labelled by the task."""
+        problems = self.problems("dev")
+        per = max(1, -(-self.cfg.extract.n_traces // len(problems)))
+        return labelled_traces(self, problems, self.sample(which, problems, per, seed))
+
     def score(self, problems: Sequence[Any], samples) -> np.ndarray:
         """Per-problem correct counts, shape (problems,)."""
         correct = np.zeros(len(problems), dtype=int)
@@ -254,15 +260,12 @@ def labelled_traces(run: Run, problems: Sequence[Any], samples) -> list[LabeledT
 def stage_extract(run: Run) -> probes.ActivationTable:
     e = run.cfg.extract
     base = run.model("base")
-    problems = run.problems("dev")
-    per = max(1, -(-e.n_traces // len(problems)))
     sites = base.sites("resid_post") if e.sites == ["all"] else [Site.parse(x) for x in e.sites]
     key = ["extract", run.settings_key(), asdict(e), [s.name for s in sites]]
     store_path = run.out / "cache" / f"store-{_hash(key)}"
 
     def compute() -> dict:
-        smp = run.sample("base", problems, per, run.seed + 1)
-        traces = labelled_traces(run, problems, smp)[: e.n_traces]
+        traces = run.dev_traces("base", run.seed + 1)[: e.n_traces]
         labels = e.labels
         present = probes.spans.collect_labels(traces)
         wanted = [x for x in labels if x in present] if labels else None

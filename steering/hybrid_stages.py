@@ -81,16 +81,21 @@ def _accuracy(run, problems, hres, n: int) -> np.ndarray:
     return acc / n
 
 
+def _event_prefixes(tok, g):
+    """Each firing of a generation with the completion text before the token it chose."""
+    for e in g.log:
+        yield e, tok.decode(g.token_ids[: e.step], skip_special_tokens=True)
+
+
 def _hit_rate(run, problems, out) -> float | None:
     """Share of firings after which the emitted token begins the fired label's segment."""
     tok = run.model("base").tokenizer
     hits = total = 0
     for g in out.generations:
         prompt = run.task.prompt(problems[g.prompt_index])
-        for e in g.log:
-            prefix = prompt + tok.decode(g.token_ids[: e.step], skip_special_tokens=True)
+        for e, before in _event_prefixes(tok, g):
             nxt = tok.decode([e.token], skip_special_tokens=True)
-            hits += run.task.segment_start(prefix, nxt) == e.label
+            hits += run.task.segment_start(prompt + before, nxt) == e.label
             total += 1
     return hits / total if total else None
 
@@ -103,10 +108,7 @@ def _examples(run, problems, out, k: int = 6) -> list[dict]:
         {
             "prompt": run.task.prompt(problems[g.prompt_index]),
             "text": g.text,
-            "fired": [
-                (len(tok.decode(g.token_ids[: e.step], skip_special_tokens=True)), str(e.label))
-                for e in g.log
-            ],
+            "fired": [(len(before), str(e.label)) for e, before in _event_prefixes(tok, g)],
             "correct": run.task.verify(problems[g.prompt_index], g.text) > 0.5,
         }
         for g in picked
@@ -193,12 +195,7 @@ def _probe_router(run, res: dict, site: Site, labels: list[str]):
     """
     from sklearn.linear_model import LogisticRegression
 
-    from .experiment import labelled_traces
-
-    problems = run.problems("dev")
-    per = max(1, -(-run.cfg.extract.n_traces // len(problems)))
-    smp = run.sample("rl", problems, per, run.seed + 3)
-    traces = labelled_traces(run, problems, smp)
+    traces = run.dev_traces("rl", run.seed + 3)
     present = sorted({s.label for t in traces for s in t.spans} & set(labels))
     if not traces or not present:
         return None, "the RL model's dev traces use none of the hybrid labels"

@@ -44,8 +44,12 @@ def tiny_model(arch: str = "llama", n_layers: int = 3, d_model: int = 32, seed: 
 
     torch.manual_seed(seed)
     vocab = 4 + len(CHARS)
-    if arch == "llama":
-        cfg = LlamaConfig(
+    if arch in ("llama", "qwen2"):
+        config_cls, model_cls = {
+            "llama": (LlamaConfig, LlamaForCausalLM),
+            "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        }[arch]
+        cfg = config_cls(
             vocab_size=vocab,
             hidden_size=d_model,
             intermediate_size=2 * d_model,
@@ -57,21 +61,7 @@ def tiny_model(arch: str = "llama", n_layers: int = 3, d_model: int = 32, seed: 
             bos_token_id=1,
             eos_token_id=2,
         )
-        model = LlamaForCausalLM(cfg)
-    elif arch == "qwen2":
-        cfg = Qwen2Config(
-            vocab_size=vocab,
-            hidden_size=d_model,
-            intermediate_size=2 * d_model,
-            num_hidden_layers=n_layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=256,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
-        model = Qwen2ForCausalLM(cfg)
+        model = model_cls(cfg)
     elif arch == "gpt2":
         cfg = GPT2Config(
             vocab_size=vocab,
