@@ -2,8 +2,10 @@
 
 A task gives problems per split, the prompt of a problem, a verifier (reward 1/0), the
 labelled strategy spans of a completion (for extraction), the segment-start test (for
-routers: does this next token begin a segment of strategy X?) and the format of a
-completion (for format-collapse shares). Two kinds:
+routers: does this next token begin a segment of strategy X?), ``can_begin(prefix)`` (the
+labels some next token could begin there), ``schedule`` (the ground-truth schedule
+``prefix -> label | None`` where the task can say where a strategy helps; ``None`` on tasks
+that cannot) and the format of a completion (for format-collapse shares). Two kinds:
 
 - :class:`OrganismTask` — the shipped model organism's permutation-chain task; spans
   are exact (the task's own grammar).
@@ -78,6 +80,13 @@ class OrganismTask:
     def segment_start(self, prefix: str, next_text: str) -> str | None:
         return self.chain.segment_start(prefix, next_text)
 
+    def can_begin(self, prefix: str) -> frozenset[str]:
+        return self.chain.can_begin(prefix)
+
+    def schedule(self, prefix: str) -> str | None:
+        """The ground-truth schedule (see ``PermutationChain.schedule``)."""
+        return self.chain.schedule(prefix)
+
     def format_of(self, completion: str) -> str:
         return self.chain.format_of(completion)
 
@@ -147,6 +156,8 @@ class MathTask:
             for s in label_trace(completion, self.labeller)
             if s.label != "other"
         ]
+
+    schedule = None  # real reasoning has no ground-truth schedule
 
     def segment_start(self, prefix: str, next_text: str) -> str | None:
         from .reasoning import segment_start_label
