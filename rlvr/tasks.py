@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +81,22 @@ class OrganismTask:
     def segment_start(self, prefix: str, next_text: str) -> str | None:
         return self.chain.segment_start(prefix, next_text)
 
+    def __post_init__(self) -> None:
+        # routers and the per-step records ask about the same prefixes within a step
+        self._can_begin = lru_cache(maxsize=1 << 16)(self.chain.can_begin)
+        self._schedule = lru_cache(maxsize=1 << 16)(self.chain.schedule)
+
     def can_begin(self, prefix: str) -> frozenset[str]:
-        return self.chain.can_begin(prefix)
+        return self._can_begin(prefix)
 
     def schedule(self, prefix: str) -> str | None:
         """The ground-truth schedule (see ``PermutationChain.schedule``)."""
-        return self.chain.schedule(prefix)
+        return self._schedule(prefix)
+
+    @property
+    def schedule_labels(self) -> tuple[str, ...]:
+        """The labels the ground-truth schedule decides (it never fires ``direct``)."""
+        return tuple(self.chain.SCHEDULE_LABELS)
 
     def format_of(self, completion: str) -> str:
         return self.chain.format_of(completion)
