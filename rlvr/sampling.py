@@ -509,8 +509,8 @@ def sample(
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not 0 <= temperature < float("inf"):  # NaN fails every comparison
+        raise ValueError(f"temperature must be finite and >= 0 (0 = greedy), got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -529,6 +529,14 @@ def sample(
         if hasattr(c, "setup"):
             c.setup(model)
     prompt_list, prompt_ids = _encode_prompts(prompts, tok, add_special_tokens)
+    cfg_ = getattr(module, "config", None)
+    limit = getattr(cfg_, "max_position_embeddings", None) or getattr(cfg_, "n_positions", None)
+    longest = max(len(x) for x in prompt_ids)
+    if isinstance(limit, int) and longest + max_new_tokens > limit:
+        raise ValueError(
+            f"the longest prompt ({longest} tokens) plus max_new_tokens ({max_new_tokens}) "
+            f"exceeds the model's {limit} positions: shorten the prompt or lower max_new_tokens"
+        )
     device = next(module.parameters()).device if module is not None else torch.device("cpu")
 
     rows = [(i, j) for i in range(len(prompt_ids)) for j in range(n)]
