@@ -144,8 +144,30 @@ def test_layer_sweep_separates_signal_from_baselines(tmp_path):
     ax.figure.savefig(tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 0
     few = t.select(torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="need at least 2 of each"):
+    with pytest.raises(ValueError, match="needs at least 3 of each"):
         probes.layer_sweep(few, labels=["check"])
+
+
+def test_layer_sweep_refuses_too_few_rows_per_class_and_warns_on_few():
+    t, _ = synthetic_table(n=60)
+    rows = lambda n: torch.tensor([i for i in range(3 * n) if i % 3 != 2])  # noqa: E731
+    two = t.select(rows(2))  # 2 'check' rows vs 2 REST rows
+    with pytest.raises(ValueError, match=r"'check' has 2 examples vs 2 baseline.*at least 3"):
+        probes.layer_sweep(two, labels=["check"])
+    with pytest.raises(ValueError, match="at least 3"):  # every label checked before fitting
+        probes.layer_sweep(t.select(torch.arange(6)), labels=["check", "step"])
+    five = t.select(rows(5))
+    with pytest.warns(probes.SmallSampleWarning, match="'check' has 5 examples vs 5"):
+        res = probes.layer_sweep(five, labels=["check"], sites=[Site(0)], n_boot=20, n_random=5)
+    assert res.rows[0].n_pos == res.rows[0].n_neg == 5 and res.rows[0].auroc > 0.5
+    with pytest.raises(ValueError, match="at least 10"):  # the warning, made a refusal
+        probes.layer_sweep(five, labels=["check"], min_per_class=10)
+    with pytest.warns(probes.SmallSampleWarning):
+        knowingly = probes.layer_sweep(two, labels=["check"], min_per_class=2, n_boot=5)
+    assert len(knowingly.rows) == 2
+    for bad, msg in [(dict(min_per_class=1), "min_per_class"), (dict(folds=1), "folds")]:
+        with pytest.raises(ValueError, match=msg):
+            probes.layer_sweep(t, labels=["check"], **bad)
 
 
 def test_newcomer_ten_lines(model_dir, tmp_path):
