@@ -22,8 +22,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.multiclass import unique_labels
-from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .extract import ActivationTable
 from .fit import _binary
@@ -40,40 +40,62 @@ class SmallSampleWarning(UserWarning):
 
 
 class DiffMeanProbe(ClassifierMixin, BaseEstimator):
-    """Binary probe: score = x · (mean₁ − mean₀), threshold at the midpoint of the means."""
+    """Difference-of-means probe: score = x · (mean₁ − mean₀), threshold at the midpoint.
+
+    Binary ``y``: ``coef_`` has shape ``(n_features,)`` (the direction from
+    ``classes_[0]`` to ``classes_[1]``), ``intercept_`` is a float and
+    ``decision_function`` returns one score per row (> 0 means ``classes_[1]``).
+    More than two classes: one-vs-rest, ``coef_`` ``(n_classes, n_features)`` with row k
+    the direction from the other rows' mean to class k's, ``decision_function`` one
+    column per class, ``predict`` the argmax and ``predict_proba`` the per-class
+    sigmoids normalised to sum to 1. ``normalize`` makes each direction unit-length
+    (then scores are distances along it). Passes scikit-learn's ``check_estimator``.
+    """
 
     def __init__(self, normalize: bool = True) -> None:
         self.normalize = normalize
 
-    def fit(self, X, y):
-        X, y = check_X_y(X, y)
-        self.classes_ = unique_labels(y)
-        if len(self.classes_) != 2:
-            raise ValueError(
-                f"DiffMeanProbe needs exactly 2 classes, got {len(self.classes_)}: "
-                "give examples of both the label and its baseline"
-            )
-        self.n_features_in_ = X.shape[1]
-        m0 = X[y == self.classes_[0]].mean(0)
-        m1 = X[y == self.classes_[1]].mean(0)
+    def _direction(self, X: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, float]:
+        m1, m0 = X[pos].mean(0), X[~pos].mean(0)
         d = m1 - m0
         if self.normalize:
-            d = d / max(np.linalg.norm(d), 1e-12)
-        self.coef_ = d
-        self.intercept_ = -float(d @ (m0 + m1) / 2)
+            d = d / max(float(np.linalg.norm(d)), 1e-12)
+        return d, -float(d @ (m0 + m1) / 2)
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_ = unique_labels(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"DiffMeanProbe needs at least 2 classes, got {len(self.classes_)} class: "
+                "give examples of both the label and its baseline"
+            )
+        if len(self.classes_) == 2:
+            self.coef_, self.intercept_ = self._direction(X, y == self.classes_[1])
+        else:
+            rows = [self._direction(X, y == c) for c in self.classes_]
+            self.coef_ = np.stack([d for d, _ in rows])
+            self.intercept_ = np.array([b for _, b in rows])
         return self
 
     def decision_function(self, X):
         check_is_fitted(self, "coef_")
-        X = validate_data(self, X, reset=False)
-        return X @ self.coef_ + self.intercept_
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X @ self.coef_.T + self.intercept_
 
     def predict(self, X):
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[scores.argmax(1)]
 
     def predict_proba(self, X):
-        p = 1 / (1 + np.exp(-self.decision_function(X)))
-        return np.c_[1 - p, p]
+        scores = self.decision_function(X)
+        p = 1 / (1 + np.exp(-np.clip(scores, -500, 500)))
+        if p.ndim == 1:
+            return np.c_[1 - p, p]
+        return p / p.sum(1, keepdims=True)
 
 
 def make_probe(kind: str = "diffmean", seed: int = 0):

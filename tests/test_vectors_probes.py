@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from test_extract import make_traces
 
 import probes
@@ -121,8 +122,42 @@ def test_diffmean_probe_is_a_sklearn_estimator():
     assert cross_val_score(make_pipeline(StandardScaler(), clone(probe)), X, y, cv=5).mean() > 0.9
     gs = GridSearchCV(probes.DiffMeanProbe(), {"normalize": [True, False]}, cv=3).fit(X, y)
     assert gs.best_score_ > 0.9
-    with pytest.raises(ValueError, match="exactly 2 classes"):
+    with pytest.raises(ValueError, match="at least 2 classes, got 1 class"):
         probes.DiffMeanProbe().fit(X, np.zeros(len(y)))
+    from sklearn.exceptions import NotFittedError
+
+    for method in ("predict", "predict_proba", "decision_function"):
+        with pytest.raises(NotFittedError):
+            getattr(probes.DiffMeanProbe(), method)(X)
+    with pytest.raises(ValueError, match="features"):
+        probe.predict(X[:, :5])
+    with pytest.raises(ValueError, match="NaN"):
+        probes.DiffMeanProbe().fit(np.where(X > 2, np.nan, X), y)
+
+
+def test_diffmean_probe_one_vs_rest_on_three_classes():
+    t, _ = synthetic_table(n=80)
+    X = t.acts[Site(0)].numpy().astype(np.float64)
+    labels = np.array(t.labels)
+    X[labels == "step", 1] += 3.0  # a second planted direction for 'step'
+    probe = probes.DiffMeanProbe().fit(X, labels)
+    assert list(probe.classes_) == sorted({REST, "check", "step"})
+    assert probe.coef_.shape == (3, 16) and probe.intercept_.shape == (3,)
+    k = list(probe.classes_).index("check")
+    for j in range(3):  # row k is the unit direction from the other rows' mean to class k
+        pos = labels == probe.classes_[j]
+        d = X[pos].mean(0) - X[~pos].mean(0)
+        np.testing.assert_allclose(probe.coef_[j], d / np.linalg.norm(d), rtol=1e-6)
+    assert probe.coef_[k].argmax() == 0
+    assert (probe.predict(X) == labels).mean() > 0.7
+    proba = probe.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert (probe.classes_[proba.argmax(1)] == probe.predict(X)).all()
+
+
+@parametrize_with_checks([probes.DiffMeanProbe(), probes.DiffMeanProbe(normalize=False)])
+def test_diffmean_probe_passes_sklearn_check_estimator(estimator, check):
+    check(estimator)
 
 
 def test_layer_sweep_separates_signal_from_baselines(tmp_path):
