@@ -686,8 +686,9 @@ class _ModelHooks:
         self.edits = None
         if self.seq is not None and self.seq["cache"] is None and not self.inside_run:
             # the model made its own cache: later forwards must continue that one
-            self.seq["cache"] = getattr(output, "cache", None) or getattr(
-                output, "past_key_values", None
+            cache = getattr(output, "cache", None)  # an empty cache is falsy: test for None
+            self.seq["cache"] = (
+                cache if cache is not None else getattr(output, "past_key_values", None)
             )
 
     def _pre(self, site: Site):

@@ -452,3 +452,30 @@ def test_what_applied_cannot_steer_raises(hf, model_dir):
         with pytest.raises(RuntimeError, match="TransformerLens bridge"):
             tl.bridge(tl_enc["input_ids"])
     tl.bridge(tl_enc["input_ids"])  # the refusal is gone after the block
+
+
+def test_a_hand_written_cached_loop_inside_applied_is_steered_like_generate(hf):
+    st = Steer({Site(1): _vec(8)}, coef=2.0, positions="generated")
+    enc = hf.encode(PROMPTS)
+    width = enc["input_ids"].shape[1]
+    plain = hf.model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    with st.applied(hf):
+        want = hf.model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=0)
+        assert not torch.equal(want, plain)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = hf.model(input_ids=ids, attention_mask=mask, position_ids=pos)  # makes its cache
+        toks = []
+        for _ in range(6):
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            toks.append(nxt)
+            mask = torch.cat([mask, torch.ones_like(nxt)], 1)
+            pos = pos[:, -1:] + 1
+            cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            kw = {hf._cache_kwarg: cache}
+            out = hf.model(input_ids=nxt, attention_mask=mask, position_ids=pos, **kw)
+    got, want = torch.cat(toks, 1), want[:, width:]
+    for r in range(len(PROMPTS)):  # generate pads after eos; the loop goes on
+        eos = (want[r] == 2).nonzero()
+        k = int(eos[0, 0]) + 1 if len(eos) else want.shape[1]
+        assert torch.equal(got[r, :k], want[r, :k]), r
