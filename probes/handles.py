@@ -646,6 +646,12 @@ def wrap(
 
     ``backend`` picks the adapter when ``model`` is a path (default ``"hf"``) or
     re-wraps a HF model (``"nnsight"``, ``"transformerlens"``).
+
+    One checkpoint gets one fingerprint and one tokenization whichever adapter holds it:
+    without ``tokenizer=``, an nnsight model or a TransformerBridge is given the tokenizer
+    saved with its checkpoint, loaded as :func:`load_hf` loads it, not the wrapper's own
+    (the bridge's adds a BOS token; for a saved ``tokenizers`` tokenizer ``AutoTokenizer``
+    may pick another class). Pass ``tokenizer=`` to choose one yourself.
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
