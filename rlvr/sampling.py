@@ -32,13 +32,21 @@ read off the logits at position ``L + t - 1`` — the last prompt position for `
 Randomness: ``temperature=0`` is greedy (ties go to the lowest token id). Otherwise
 tokens are drawn by inverse-CDF sampling from ``softmax(logits / temperature)``
 (restricted to the top-``p`` nucleus when ``top_p < 1``) with one uniform number per
-(prompt, sample, step), computed by a counter-based hash of ``(seed, i, j, t)``. So the
-same seed gives the same samples, the draws do not depend on ``batch_size`` nor on
-which other rows share a batch, and asking for more samples (larger ``n``) keeps the
-first ones. The only way a batch can still matter is through float differences in the
-logits themselves (different padding or batch shapes can change the last bits of a
-matmul); on CPU with eager attention the tests find them bit-identical, and greedy
-decoding is tested to be independent of ``batch_size``.
+(prompt, sample, step), computed by a counter-based hash of ``(seed, i, j, t)``. What
+is guaranteed, and tested:
+
+- the same call (same seed, prompts, ``n``, ``batch_size``, model, device and library
+  versions) gives bit-identical tokens and log-probs;
+- the uniform numbers themselves do not depend on ``batch_size``, on which other rows
+  share a batch, or on ``n`` (sample ``j`` of prompt ``i`` always gets the same ones);
+- across batch sizes the logits agree only to float tolerance: another batch shape (or
+  padding) can change the last bits of a matmul. Greedy tokens then agree except at
+  exact near-ties, and a sampled token can differ only where its uniform number falls
+  within that rounding of an edge of the CDF; after such a step the two rows continue
+  from different tokens. This is rare but real (a steered T = 1 run differed in 1 of
+  128 rows between batch sizes 1 and 64 on CPU), so compare runs made with the same
+  ``batch_size`` when bit-identity matters, and larger ``n`` reproduces the first
+  samples only up to the same caveat.
 
 Log-probs: ``Samples.logprobs[r][t]`` is ``log_softmax(logits)[token]`` of the forward
 that chose token ``t`` — temperature 1, no top-p truncation, *with* the controller's
@@ -539,8 +547,8 @@ def sample(
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not 0 <= temperature < float("inf"):  # NaN fails every comparison
+        raise ValueError(f"temperature must be finite and >= 0 (0 = greedy), got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -559,6 +567,14 @@ def sample(
         if hasattr(c, "setup"):
             c.setup(model)
     prompt_list, prompt_ids = _encode_prompts(prompts, tok, add_special_tokens)
+    cfg_ = getattr(module, "config", None)
+    limit = getattr(cfg_, "max_position_embeddings", None) or getattr(cfg_, "n_positions", None)
+    longest = max(len(x) for x in prompt_ids)
+    if isinstance(limit, int) and longest + max_new_tokens > limit:
+        raise ValueError(
+            f"the longest prompt ({longest} tokens) plus max_new_tokens ({max_new_tokens}) "
+            f"exceeds the model's {limit} positions: shorten the prompt or lower max_new_tokens"
+        )
     device = next(module.parameters()).device if module is not None else torch.device("cpu")
 
     rows = [(i, j) for i in range(len(prompt_ids)) for j in range(n)]
