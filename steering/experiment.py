@@ -300,7 +300,11 @@ def stage_extract(run: Run) -> probes.ActivationTable:
 
 def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
     sw = run.cfg.sweep
-    labels = [x for x in table.label_names if int(table.mask(x).sum()) >= 2]
+    from probes.probe import MIN_PER_CLASS
+
+    counts = {x: int(table.mask(x).sum()) for x in table.label_names}
+    labels = [x for x, c in counts.items() if c >= MIN_PER_CLASS]
+    too_few = {x: c for x, c in counts.items() if c < MIN_PER_CLASS}
     res = probes.layer_sweep(
         table,
         labels,
@@ -324,6 +328,7 @@ def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
         "vectors": vectors,
         "vector_sha": vector_sha,
         "best_site": {lab: res.best_site(lab).name for lab in labels},
+        "too_few_rows": too_few,  # labels left out: fewer rows than a probe can be judged on
         "_result": res,
     }
 

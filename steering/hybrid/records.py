@@ -15,8 +15,11 @@ __all__ = ["HybridEvent", "HybridGeneration", "HybridResult"]
 LOG_KEY = "hybrid"
 STEER_KEY = "hybrid_steer"
 STEPS_KEY = "hybrid_steps"
+UNAVOIDABLE_KEY = "hybrid_unavoidable"
 """``Samples.extra`` keys: firings, steering records, per-step records ``(step, ground
-truth label, fired label, {eligible label: router score})``."""
+truth label, fired label, {eligible label: router score})``, and the number of steps where
+an exclusive schedule found no likely token that begins no unscheduled label (the base's
+own token stood)."""
 
 
 class HybridEvent(NamedTuple):

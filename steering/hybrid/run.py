@@ -25,7 +25,7 @@ import torch
 from rlvr.sampling import StepContext, choose_tokens, new_cache, row_keys, step_uniform
 
 from ..steer import Steer
-from .records import LOG_KEY, STEER_KEY, STEPS_KEY, HybridEvent
+from .records import LOG_KEY, STEER_KEY, STEPS_KEY, UNAVOIDABLE_KEY, HybridEvent
 from .texts import RowTexts
 
 _M32 = 0xFFFFFFFF
@@ -265,11 +265,10 @@ class HybridRun:
             if fine(seg(view.prefix(r), view.next_text(r, int(tokens[r])))):
                 continue  # the usual case: the base's own token stands
             t = self._redraw(r, logits, u, fine)
-            if t is None:
-                raise RuntimeError(
-                    "an exclusive schedule found no token that begins no unscheduled label "
-                    f"among the base's {self.dec.label_top_k} most likely: raise label_top_k"
-                )
+            if t is None:  # every likely token begins an unscheduled label: the base's stands
+                extra = self.view._ctx.extra[r]
+                extra[UNAVOIDABLE_KEY] = extra.get(UNAVOIDABLE_KEY, 0) + 1
+                continue
             tokens[r] = t
 
     # -- steering ------------------------------------------------------------------------
