@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _write(tmp_path, body: str, model_dir=None) -> Path:
     dev = tmp_path / "dev.jsonl"
-    dev.write_text('{"start": "a", "hops": 9, "cls": "main"}\n')
+    dev.write_text('{"start": "a", "hops": 9, "cls": "main"}\n{"start": "b", "hops": 27, "cls": "long"}\n')
     spec = tmp_path / "task.json"
     spec.write_text("{}")
     base = model_dir("llama") if model_dir else tmp_path
