@@ -401,7 +401,9 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
             f"{w('experiment', 'seed')}: seed = {ex.seed} is out of range; give an integer "
             f"in [0, {MAX_SEED}]"
         )
-    cores = os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     if ex.threads < 0:
         raise ConfigError(
             f"{w('experiment', 'threads')}: threads = {ex.threads}; give 0 (automatic: 1 on "
