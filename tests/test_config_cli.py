@@ -323,3 +323,49 @@ def test_cli_refuses_before_loading_or_writing(tmp_path, model_dir, body, monkey
     assert main(["validate", str(p)]) == 2
     assert main(["run", str(p), "--out", str(out)]) == 2
     assert not out.exists()  # nothing written
+
+
+def _help_texts(parser) -> dict[str, str]:
+    """Every description and help string of a parser and its sub-commands, by name."""
+    import argparse
+
+    out = {parser.prog: parser.description or ""}
+    for action in parser._actions:
+        if action.help and action.help != argparse.SUPPRESS:
+            out[f"{parser.prog} {'/'.join(action.option_strings) or action.dest}"] = action.help
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                out[f"{parser.prog} {choice.dest} (help)"] = choice.help or ""
+            for sub in action.choices.values():
+                out |= _help_texts(sub)
+    return out
+
+
+def test_help_keeps_acronyms_in_capitals():
+    import re
+
+    texts = _help_texts(build_parser())
+    assert len(texts) > 40
+    for name, text in texts.items():
+        assert not re.search(r"\b(?!RL\b|AUROC\b|KV\b)(?i:rl|auroc|kv)\b", text), (name, text)
+    assert "AUROC" in texts["rsteer sweep"] and "KV" in texts["rsteer hybrid"]
+    assert "RL" in texts["rsteer hybrid"] and "RL" in texts["rsteer passk"]
+    for stage, text in STAGE_HELP.items():
+        assert texts[f"rsteer {stage}"].startswith(text[0].upper() + text[1:])
+
+
+def test_threads_flag_takes_a_positive_count():
+    args = build_parser().parse_args(["run", "x.toml", "--threads", "2"])
+    assert args.threads == 2
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["run", "x.toml", "--threads", bad])
+
+
+def test_cli_keeps_the_hub_offline(tmp_path, model_dir, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert main(["validate", str(_write(tmp_path, "", model_dir))]) == 0
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
