@@ -67,10 +67,7 @@ def progress_enabled(requested: bool) -> bool:
     """
     if not requested:
         return False
-    from tqdm.autonotebook import tqdm as notebook_tqdm
-    from tqdm.std import tqdm as std_tqdm
-
-    if notebook_tqdm is not std_tqdm:  # a Jupyter kernel: bars are widgets
+    if any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__):  # Jupyter: widgets
         return True
     return sys.stderr.isatty()
 

@@ -171,3 +171,15 @@ def test_passk_refuses_an_rl_model_with_another_vocabulary(tmp_path, model_dir):
     with pytest.raises(ConfigError, match=r"\[models\] rl: the RL model's tokenizer differs"):
         run_experiment(cfg, stages=["passk"], progress=False)
     assert not (tmp_path / "out" / "cache" / "passk.json").exists()  # refused before sampling
+
+
+def test_bars_stay_on_in_jupyter(monkeypatch):
+    import tqdm.notebook
+
+    class NotebookBar(tqdm.notebook.tqdm):  # what tqdm.auto gives inside a Jupyter kernel
+        pass
+
+    monkeypatch.setattr(experiment, "tqdm", NotebookBar)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert experiment.progress_enabled(True) is True
+    assert experiment.progress_enabled(False) is False
