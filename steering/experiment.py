@@ -420,7 +420,11 @@ def run_experiment(
     progress: bool = True,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Run an experiment file end to end; returns the results dict (also written to disk)."""
+    """Run an experiment file end to end; returns the results dict (also written to disk).
+
+    Sets torch's CPU thread count for the process first (:func:`resolve_threads`; recorded
+    in ``results.json`` under ``settings``).
+    """
     cfg = config if isinstance(config, Config) else load_config(config)
     wanted = list(stages) if stages else list(STAGES)
     bad = [s for s in wanted if s not in STAGES]
