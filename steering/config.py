@@ -219,10 +219,10 @@ def checkpoint_problem(path: Path, given: str) -> str | None:
     rather than left to transformers (which retries the network for half a minute).
     """
     if not path.exists():
-        if _HUB_ID.match(given):
+        if _HUB_ID.match(given):  # "org/name": a hub id, or a relative folder not there
             return (
-                f"no checkpoint folder at {given!r} (looked in {path}); it looks like a hub "
-                "id, and the toolkit never downloads: fetch it once with `huggingface-cli "
+                f"no checkpoint folder at {given!r} (looked in {path}); the toolkit never "
+                f"downloads: if {given!r} is a hub id, fetch it once with `huggingface-cli "
                 f"download {given} --local-dir models/{given.split('/')[-1].lower()}` and "
                 "give that folder"
             )

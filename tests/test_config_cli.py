@@ -255,7 +255,10 @@ def test_hub_id_is_refused_without_touching_the_network(tmp_path, model_dir, mon
     monkeypatch.setattr(socket.socket, "connect", no_network)
     p = _write(tmp_path, "", model_dir)
     _set(p, "base =", str(model_dir("llama")), "Qwen/Qwen2.5-0.5B")
-    with pytest.raises(ConfigError, match=r"exp.toml:\d+: \[models\] base: .*hub id.*never"):
+    with pytest.raises(
+        ConfigError,
+        match=r"exp.toml:\d+: \[models\] base: no checkpoint folder .*never downloads.*hub id",
+    ):
         load_config(p)
 
 
