@@ -39,7 +39,7 @@ from rlvr import passk as pk
 from rlvr.sampling import sample
 from rlvr.tasks import load_task
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, checkpoint_problem, load_config
 from .routers import check_same_tokenizer
 
 STAGES = ("passk", "extract", "sweep", "select", "hybrid", "budget", "diff", "formats")
@@ -129,6 +129,9 @@ class Run:
         if which not in self._models:
             m = self.cfg.models
             path = {"base": m.base, "rl": m.rl}[which]
+            problem = checkpoint_problem(Path(path), path)  # local folders only: no download
+            if problem:
+                raise ConfigError(f"{self.cfg.where('models', which)}: {problem}")
             dtype = getattr(torch, m.dtype)
             self._models[which] = probes.wrap(path, backend=m.backend, device=m.device, dtype=dtype)
         return self._models[which]

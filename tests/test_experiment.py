@@ -183,3 +183,18 @@ def test_bars_stay_on_in_jupyter(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert experiment.progress_enabled(True) is True
     assert experiment.progress_enabled(False) is False
+
+
+def test_models_load_from_local_folders_only(tmp_path, monkeypatch):
+    import socket
+
+    from steering.config import ConfigError
+
+    def no_network(*a, **k):
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    over = {**TINY, "experiment": {"output": str(tmp_path)}, "models": {"base": "Org/model"}}
+    cfg = load_config(CONFIG, over, check_paths=False)  # a config checked without its paths
+    with pytest.raises(ConfigError, match=r"\[models\] base: no checkpoint folder at 'Org/model'"):
+        run_experiment(cfg, stages=["formats"], progress=False)
