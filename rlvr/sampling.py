@@ -47,25 +47,32 @@ log-prob under the same distribution.
 
 The controller protocol
 -----------------------
-A controller is any object with some of these methods (missing ones are no-ops); pass
-one, or a list that is applied in order:
+A controller is any object with some of these hooks (missing ones are no-ops); pass one,
+or a list that is applied in order. Per step they run in this order:
 
 ``setup(model)``
-    Called once, before anything runs, with the model/handle given to :func:`sample`:
-    validate sites and vector widths here and raise early.
-``edits(step, ctx) -> Mapping[site, fn | None] | None``
-    Called before every forward (step 0 = the prefill, step ``t >= 1`` = one new token
-    per row). Each ``fn(h) -> h'`` edits the residual at that site for this forward only,
-    ``h`` of shape ``(batch, seq_of_this_call, d_model)``, aligned with
-    ``ctx.input_ids``/``ctx.position_ids``. Several controllers' edits at one site are
-    composed in list order.
+    Once, before anything runs, with the model/handle given to :func:`sample`: validate
+    sites and vector widths here and raise early.
+``before(step, ctx)``
+    Act before the forward (step 0 = the prefill, step ``t >= 1`` = one new token per
+    row): e.g. run a second model on ``ctx.input_ids`` and decide something.
+``reads(step, ctx) -> Mapping[site, fn(h) -> None] | None``
+    Read the residual at a site during this forward (``h`` of shape ``(batch,
+    seq_of_this_call, d_model)``, aligned with ``ctx.input_ids``/``ctx.position_ids``);
+    a read sees the stream before any edit at the same site.
+``edits(step, ctx) -> Mapping[site, fn(h) -> h'] | None``
+    Edit the residual at a site for this forward only. Several controllers' edits at one
+    site are composed in list order. Sites run in the model's execution order, so an
+    edit at a later site can use what a read at an earlier one saw.
 ``select(step, logits, proposed, ctx) -> tokens | None``
-    Called after the forward with the last position's logits ``(batch, vocab)`` and the
-    sampled tokens ``(batch,)``; may return replacement tokens (a tensor or a list with
-    ``None`` for "keep"), e.g. a token emitted by another model.
+    After the forward, with the last position's logits ``(batch, vocab)`` and the sampled
+    tokens ``(batch,)``: may return replacement tokens (a tensor or a list with ``None``
+    for "keep"), e.g. a token emitted by another model.
+``after(step, ctx)``
+    Observe, after the step's tokens are appended and ``ctx.done`` is updated (the
+    ``callback=`` argument of :func:`sample` is one more ``after``).
 
-``callback(step, ctx)`` is a plain observer, called after each step's tokens are
-appended and ``ctx.done`` is updated. ``ctx`` is a :class:`StepContext`: the rows of
+``ctx`` is a :class:`StepContext`: the rows of
 the running batch with their ``prompt_index``/``sample_index``, this call's
 ``input_ids``/``position_ids``, the full ``attention_mask`` (cache + this call), the
 tokens generated so far, ``done``, and ``extra`` — one dict per row that ends up in
@@ -265,14 +272,26 @@ def step_uniform(keys: torch.Tensor, step: int) -> torch.Tensor:
 
 
 def choose_tokens(
-    logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    u: torch.Tensor,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row."""
+    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row.
+
+    ``allowed`` (bool, like ``logits``) restricts the choice to those tokens: the
+    distribution is renormalised over them (each row needs at least one).
+    """
     if not torch.isfinite(logits).all():
         raise ValueError(
             "non-finite logits (NaN/inf): the model or its dtype overflowed; load it in "
             "float32 or check the weights"
         )
+    if allowed is not None:
+        if not bool(allowed.any(-1).all()):
+            raise ValueError("allowed leaves a row without any token to choose")
+        logits = logits.masked_fill(~allowed, float("-inf"))
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -412,15 +431,26 @@ def _compose(f, g):
     return lambda h: g(f(h))
 
 
+def _reader(read):
+    def edit(h):
+        read(h)
+        return h
+
+    return edit
+
+
 def _merged_edits(controllers, step: int, ctx: StepContext) -> dict:
+    """Every controller's reads, then every controller's edits, one function per site."""
     merged: dict = {}
-    for c in controllers:
-        fn = getattr(c, "edits", None)
-        got = fn(step, ctx) if fn is not None else None
-        for site, edit in (got or {}).items():
-            if edit is None:
-                continue
-            merged[site] = _compose(merged[site], edit) if site in merged else edit
+    for hook in ("reads", "edits"):
+        for c in controllers:
+            fn = getattr(c, hook, None)
+            got = fn(step, ctx) if fn is not None else None
+            for site, f in (got or {}).items():
+                if f is None:
+                    continue
+                edit = _reader(f) if hook == "reads" else f
+                merged[site] = _compose(merged[site], edit) if site in merged else edit
     return merged
 
 
@@ -680,6 +710,9 @@ def _run_batch(
             sample_index=sample_index[alive],
             extra=[extra[b] for b in alive_list],
         )
+        for c in controllers:
+            if hasattr(c, "before"):
+                c.before(t, ctx)
         edits = _merged_edits(controllers, t, ctx)
         res = runner.run(
             inp,
@@ -733,6 +766,9 @@ def _run_batch(
         done[alive] = now_done
         ctx.done, ctx.tokens, ctx.stepped = now_done, tokens, live
         ctx.generated = gen[alive, : t + 1]
+        for c in controllers:
+            if hasattr(c, "after"):
+                c.after(t, ctx)
         if callback is not None:
             callback(t, ctx)
         if bool(now_done.all()):

@@ -2,8 +2,10 @@
 
 A task gives problems per split, the prompt of a problem, a verifier (reward 1/0), the
 labelled strategy spans of a completion (for extraction), the segment-start test (for
-routers: does this next token begin a segment of strategy X?) and the format of a
-completion (for format-collapse shares). Two kinds:
+routers: does this next token begin a segment of strategy X?), ``can_begin(prefix)`` (the
+labels some next token could begin there), ``schedule`` (the ground-truth schedule
+``prefix -> label | None`` where the task can say where a strategy helps; ``None`` on tasks
+that cannot) and the format of a completion (for format-collapse shares). Two kinds:
 
 - :class:`OrganismTask` — the shipped model organism's permutation-chain task; spans
   are exact (the task's own grammar).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,23 @@ class OrganismTask:
 
     def segment_start(self, prefix: str, next_text: str) -> str | None:
         return self.chain.segment_start(prefix, next_text)
+
+    def __post_init__(self) -> None:
+        # routers and the per-step records ask about the same prefixes within a step
+        self._can_begin = lru_cache(maxsize=1 << 16)(self.chain.can_begin)
+        self._schedule = lru_cache(maxsize=1 << 16)(self.chain.schedule)
+
+    def can_begin(self, prefix: str) -> frozenset[str]:
+        return self._can_begin(prefix)
+
+    def schedule(self, prefix: str) -> str | None:
+        """The ground-truth schedule (see ``PermutationChain.schedule``)."""
+        return self._schedule(prefix)
+
+    @property
+    def schedule_labels(self) -> tuple[str, ...]:
+        """The labels the ground-truth schedule decides (it never fires ``direct``)."""
+        return tuple(self.chain.SCHEDULE_LABELS)
 
     def format_of(self, completion: str) -> str:
         return self.chain.format_of(completion)
@@ -147,6 +167,8 @@ class MathTask:
             for s in label_trace(completion, self.labeller)
             if s.label != "other"
         ]
+
+    schedule = None  # real reasoning has no ground-truth schedule
 
     def segment_start(self, prefix: str, next_text: str) -> str | None:
         from .reasoning import segment_start_label

@@ -2,10 +2,11 @@
 
 ``Steer(vectors, coef, positions, op)`` adds (or ablates) vectors at sites and chosen
 positions; pass it as ``controller=`` to :func:`rlvr.sampling.sample`, or wrap plain
-forward passes with ``with steer.applied(handle): ...``.
+forward passes with ``with steer.applied(handle): ...``. :mod:`steering.hybrid` holds the
+hybrid decoder (scheduling alone) and its routers; :func:`recovery` the recovered gap.
 
-Names are imported on first use, so ``import steering.config`` (and the ``rsteer`` command
-line) does not pull in torch.
+Names are imported on first use, so ``import steering.config`` (and with it the ``rsteer``
+command line) does not pull in torch.
 """
 
 from __future__ import annotations
@@ -18,14 +19,27 @@ _EXPORTS = {
     "OPS": "steer",
     "POSITIONS": "steer",
     "Steer": "steer",
-    # the hybrid decoder (scheduling alone): routers, modes, controls, recovery
-    "HybridDecoder": "hybrid",
-    "HybridEvent": "hybrid",
-    "HybridGeneration": "hybrid",
-    "HybridResult": "hybrid",
-    "ModelRouter": "routers",
-    "ProbeRouter": "routers",
-    "RandomRouter": "routers",
+    # the hybrid decoder (scheduling alone): routers, modes, controls
+    **{
+        name: "hybrid"
+        for name in (
+            "AnyPositionRandomRouter",
+            "EveryBoundaryRouter",
+            "FirstDecisionRouter",
+            "GroundTruthRouter",
+            "HybridDecoder",
+            "HybridEvent",
+            "HybridGeneration",
+            "HybridResult",
+            "ModelRouter",
+            "ProbeRouter",
+            "Router",
+            "RouterStack",
+            "TimingRandomRouter",
+            "check_same_tokenizer",
+            "router_quality",
+        )
+    },
 }
 
 # eager: the submodule ``steering.recovery`` shares its name with the function (numpy only)

@@ -23,6 +23,7 @@ from .vocab import (
     BACKENDS,
     CONTROLS,
     DIFF_DTYPES,
+    EMIT_RULES,
     METHODS,
     MODES,
     POOLINGS,
@@ -101,15 +102,37 @@ class SweepSection:
 
 @dataclass
 class HybridSection:
-    labels: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # what routers may fire (default: all)
+    classes: list[str] = field(default_factory=list)  # test classes of the hybrid runs
+    n_problems: int = 0  # per class (0: every test problem of [task] n_test)
     coefs: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
     n_sites: int = 2
-    routers: list[str] = field(default_factory=lambda: ["rl", "probe"])
-    modes: list[str] = field(default_factory=lambda: ["steer", "handoff"])
-    controls: list[str] = field(
-        default_factory=lambda: ["random_rate", "random_vector", "bias_only", "rerank"]
+    routers: list[str] = field(
+        default_factory=lambda: [
+            "rl",
+            "probe",
+            "base_probe",
+            "ground_truth",
+            "every_boundary",
+            "first_decision",
+        ]
     )
-    thresholds: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.8, 0.95])
+    modes: list[str] = field(default_factory=lambda: ["handoff", "steer"])
+    emit: str = "label"  # handoff emission rule of routers with a model (others: "label")
+    exclusive: bool = True  # the schedule is the whole schedule (the verdict's setting)
+    every_boundary: list[str] = field(default_factory=list)  # default: the first label
+    controls: list[str] = field(
+        default_factory=lambda: [
+            "random_timing",
+            "random_any_position",
+            "random_vector",
+            "bias_only",
+            "rerank",
+        ]
+    )
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    temperatures: list[float] = field(default_factory=lambda: [1.0, 0.7, 0.5, 0.0])
+    temperature_routers: list[str] = field(default_factory=lambda: ["ground_truth", "rl"])
     n: int = 16
     n_boot: int = 1000
 
@@ -150,8 +173,15 @@ class Config:
 # section name -> its dataclass, read off Config's fields
 _SECTION_CLASSES = {f.name: f.default_factory for f in fields(Config) if f.name != "path"}
 
+SCHEDULE_ROUTERS = ("ground_truth", "every_boundary", "base_probe")  # need a ground truth
+
 # element types of list-valued keys (strings for every list key not named here)
-_LIST_TYPES: dict[str, Any] = {"ks": int, "coefs": (int, float), "thresholds": (int, float)}
+_LIST_TYPES: dict[str, Any] = {
+    "ks": int,
+    "coefs": (int, float),
+    "thresholds": (int, float),
+    "temperatures": (int, float),
+}
 _SITE_NAME = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_post)$")
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -563,20 +593,79 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
     if dup is not None:
         raise ConfigError(f"{w('extract', 'labels')}: {dup!r} is listed twice")
     h = cfg.hybrid
-    for key, allowed in (("routers", ROUTERS), ("modes", MODES), ("controls", CONTROLS)):
+    for key, allowed in (
+        ("routers", ROUTERS),
+        ("modes", MODES),
+        ("controls", CONTROLS),
+        ("temperature_routers", ROUTERS),
+    ):
         bad = [x for x in getattr(h, key) if x not in allowed]
         if bad:
             raise ConfigError(
                 f"{w('hybrid', key)}: unknown {bad[0]!r}; use any of {', '.join(allowed)}"
             )
+    if h.emit not in EMIT_RULES:
+        raise ConfigError(
+            f"{w('hybrid', 'emit')}: unknown emission rule {h.emit!r}; use one of "
+            f"{', '.join(EMIT_RULES)}"
+        )
+    if h.emit != "label" and "handoff" not in h.modes:
+        raise ConfigError(
+            f"{w('hybrid', 'emit')}: the emission rule applies to handoff mode, which "
+            "[hybrid] modes does not run; add 'handoff' or drop emit"
+        )
+    if t.kind != "organism":  # only the organism's task has a ground-truth schedule
+        for key in ("routers", "temperature_routers"):
+            bad = [x for x in getattr(h, key) if x in SCHEDULE_ROUTERS]
+            if bad:
+                raise ConfigError(
+                    f"{w('hybrid', key)}: {bad[0]!r} needs a ground-truth schedule, which the "
+                    f"{t.kind} task does not have (real reasoning cannot say where a strategy "
+                    "helps); drop it, or use the rl and probe routers"
+                )
+    extra = [x for x in h.temperature_routers if x not in h.routers]
+    if extra:
+        raise ConfigError(
+            f"{w('hybrid', 'temperature_routers')}: {extra[0]!r} is not in [hybrid] routers"
+        )
     if any(not 0 <= x < 1 for x in h.thresholds):
         raise ConfigError(f"{w('hybrid', 'thresholds')}: thresholds are probabilities in [0, 1)")
+    if any(not 0 <= x <= 10 for x in h.temperatures) or len(set(h.temperatures)) != len(
+        h.temperatures
+    ):
+        raise ConfigError(
+            f"{w('hybrid', 'temperatures')}: give distinct temperatures in [0, 10] (0: greedy)"
+        )
     for key in ("routers", "modes", "coefs"):
         if not getattr(h, key):
             raise ConfigError(f"{w('hybrid', key)}: give at least one")
     for key in ("n", "n_sites", "n_boot"):
         if getattr(h, key) < 1:
             raise ConfigError(f"{w('hybrid', key)}: must be >= 1")
+    if h.n_problems < 0:
+        raise ConfigError(f"{w('hybrid', 'n_problems')}: must be >= 0 (0: all test problems)")
+    if h.classes and t.classes:
+        bad = [c for c in h.classes if c not in t.classes]
+        if bad:
+            raise ConfigError(
+                f"{w('hybrid', 'classes')}: {bad[0]!r} is not one of [task] classes {t.classes}"
+            )
+    if h.labels and h.every_boundary:
+        bad = [x for x in h.every_boundary if x not in h.labels]
+        if bad:
+            raise ConfigError(
+                f"{w('hybrid', 'every_boundary')}: {bad[0]!r} is not one of [hybrid] labels"
+            )
+    if check_paths and h.labels:
+        from rlvr.tasks import load_task as _load
+
+        known = _load(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None).labels
+        bad = [x for x in h.labels if x not in known]
+        if bad:
+            raise ConfigError(
+                f"{w('hybrid', 'labels')}: {bad[0]!r} is not a label of the {t.kind} task; "
+                f"use any of {', '.join(known)}"
+            )
     if e.labels and h.labels and not set(h.labels) <= set(e.labels):
         missing = sorted(set(h.labels) - set(e.labels))
         raise ConfigError(

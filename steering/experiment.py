@@ -39,10 +39,20 @@ from rlvr import passk as pk
 from rlvr.sampling import sample
 from rlvr.tasks import load_task
 
+from . import check_same_tokenizer  # exported by the package (steering.hybrid)
 from .config import Config, ConfigError, checkpoint_problem, load_config
-from .routers import check_same_tokenizer
 
-STAGES = ("passk", "extract", "sweep", "select", "hybrid", "budget", "diff", "formats")
+STAGES = (
+    "passk",
+    "extract",
+    "sweep",
+    "select",
+    "hybrid",
+    "temperature",
+    "budget",
+    "diff",
+    "formats",
+)
 
 
 def _hash(obj: Any) -> str:
@@ -203,7 +213,10 @@ class Run:
         )
 
     def sample(self, which: str, problems: Sequence[Any], n: int, seed: int):
-        kw = self.sampling_kwargs(problems, n, seed)
+        return self.sample_with(which, self.sampling_kwargs(problems, n, seed))
+
+    def sample_with(self, which: str, kw: dict[str, Any]):
+        """Sample ``which`` ("base" or "rl") with :meth:`sampling_kwargs`-style settings."""
         if self.cfg.sampling.backend == "vllm":  # pass@k only: no controllers
             from rlvr.sampling_vllm import sample_vllm
 
@@ -459,7 +472,7 @@ def run_experiment(
             table = table if table is not None else stage_extract(run)
             sweep = stage_sweep(run, table)
             res["sweep"] = {k: v for k, v in sweep.items() if not k.startswith("_")}
-        elif stage in ("select", "hybrid", "budget"):
+        elif stage in hybrid_stages.STAGE_FUNCS:
             if sweep is None:
                 table = table if table is not None else stage_extract(run)
                 sweep = stage_sweep(run, table)

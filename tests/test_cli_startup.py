@@ -15,7 +15,7 @@ HEAVY = ("torch", "sklearn", "transformers")
 PROBE = """
 import json, runpy, sys
 from pathlib import Path
-out = Path(sys.argv[1])
+out, config = Path(sys.argv[1]), sys.argv[2]
 import steering.config, steering.cli, steering.vocab
 steering.cli.build_parser()
 sys.argv = ["rsteer", "--help"]
@@ -23,18 +23,35 @@ try:
     runpy.run_module("steering.cli", run_name="__main__")
 except SystemExit as e:
     code = e.code
-steering.config.load_config(
-    "data/experiments/qwen_math_vs_r1_distill.toml", check_paths=False
-)
+steering.config.load_config(config, check_paths=False)
 out.write_text(json.dumps({"code": code, "heavy": sorted(
     m for m in sys.modules if m.split(".")[0] in %r)}))
 """
 
 
+CONFIG = """
+[models]
+base = "models/base"
+rl = "models/rl"
+device = "cuda"
+
+[task]
+kind = "organism"
+spec = "task.toml"
+dev = "dev.jsonl"
+test = "test.jsonl"
+
+[extract]
+sites = ["1", "blocks.2.hook_resid_pre"]
+"""
+
+
 def test_cli_help_and_config_do_not_import_torch_or_sklearn(tmp_path):
     out = tmp_path / "modules.json"
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(CONFIG)
     subprocess.run(
-        [sys.executable, "-c", PROBE % (HEAVY,), str(out)],
+        [sys.executable, "-c", PROBE % (HEAVY,), str(out), str(cfg)],
         cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -47,13 +64,14 @@ def test_cli_help_and_config_do_not_import_torch_or_sklearn(tmp_path):
 def test_vocabulary_matches_the_modules_that_use_it():
     import probes
     from rlvr.tasks import TASK_KINDS
-    from steering import hybrid, vocab
+    from steering import vocab
+    from steering.hybrid import decoder
 
     assert vocab.POOLINGS == probes.POOLINGS
     assert vocab.METHODS == probes.METHODS
     assert vocab.SITE_KINDS == probes.SITE_KINDS
     assert vocab.TASK_KINDS == TASK_KINDS
-    assert vocab.MODES == hybrid.MODES
+    assert decoder.MODES is vocab.MODES  # the hybrid uses the same words
     assert vocab.BACKENDS == probes.handles.BACKENDS
 
 

@@ -21,7 +21,14 @@ TINY = {
     "sampling": {"n": 4, "ks": [1, 2, 4], "batch_size": 64},
     "extract": {"n_traces": 24},
     "sweep": {"folds": 2, "n_boot": 10, "n_random": 3},
-    "hybrid": {"coefs": [1.0], "n_sites": 1, "n": 2, "thresholds": [0.5], "n_boot": 50},
+    "hybrid": {
+        "coefs": [1.0],
+        "n_sites": 1,
+        "n": 2,
+        "n_problems": 3,
+        "thresholds": [0.5],
+        "n_boot": 50,
+    },
 }
 
 
@@ -42,6 +49,7 @@ def test_every_stage_lands_in_results(tiny_run):
         "sweep",
         "select",
         "hybrid",
+        "temperature",
         "budget",
         "diff",
         "formats",
@@ -56,7 +64,18 @@ def test_every_stage_lands_in_results(tiny_run):
     names = [r["name"] for r in disk["hybrid"]["runs"]]
     assert "rl/steer" in names and "rl/handoff" in names
     assert "rl/steer control: rerank" in names
-    assert {"rl/handoff control: random_rate", "rl/steer control: random_rate"} <= set(names)
+    assert {"rl/handoff control: random_timing", "rl/handoff control: random_any_position"} <= set(
+        names
+    )
+    # the reference schedules and both exclusive settings of the positive control
+    assert {"ground_truth/handoff", "ground_truth/handoff (non-exclusive)"} <= set(names)
+    assert {"every_boundary/handoff", "first_decision/handoff", "base_probe/handoff"} <= set(names)
+    gt = next(r for r in disk["hybrid"]["runs"] if r["name"] == "ground_truth/handoff")
+    assert gt["quality"]["check"]["precision"] in (None, 1.0) and gt["emit"] == "label"
+    assert disk["hybrid"]["comparisons"], "router vs random timing, ground truth vs every boundary"
+    temps = [g["temperature"] for g in disk["temperature"]["grid"]]
+    assert temps == [1.0, 0.7, 0.5, 0.0]
+    assert disk["temperature"]["best_temperature"] in temps
     assert {"bf16", "fp32"} <= set(disk["diff"]["sparsity"])
     assert disk["diff"]["overlap"], "two RL seeds give a seed overlap"
     assert len(disk["formats"]["logs"]) == 2

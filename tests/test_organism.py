@@ -419,3 +419,35 @@ def test_shipped_base_loads_in_every_backend():
         logits.append(h.run(enc["input_ids"], enc["attention_mask"]).logits.detach())
     for other in logits[1:]:
         torch.testing.assert_close(other, logits[0], atol=1e-4, rtol=1e-4)
+
+
+def test_ground_truth_schedule_on_a_hand_made_trace():
+    p = Problem("a", 4)
+    prompt = TASK.prompt(p)
+    chain = TASK.chain(p)  # s0 s1 s2 s3 s4
+    wrong = next(s for s in TASK.states if s not in chain)
+    assert TASK.schedule(prompt) == "stepwise"
+    assert TASK.schedule(prompt + chain[1]) is None  # a right step: keep going
+    text = chain[1] + wrong  # the second step is wrong
+    assert TASK.schedule(prompt + text) == "check"
+    assert TASK.schedule(prompt + text + "?") is None  # inside the check
+    text += "?" + chain[2]  # repaired
+    assert TASK.schedule(prompt + text) is None
+    text += chain[3] + chain[4]  # four effective hops
+    assert TASK.schedule(prompt + text) == "answer"
+    assert TASK.schedule(prompt + text + "=") is None
+    # an unchecked wrong step at the last hop: check first, then stop
+    assert TASK.schedule(prompt + chain[1:4] + wrong) == "check"
+    # a check that follows a check is not applied: the chain stays where it was
+    assert TASK.schedule(prompt + chain[1] + wrong + "?" + wrong + "?" + chain[2]) is None
+    assert TASK.schedule("no prompt here") is None
+
+
+def test_can_begin_agrees_with_segment_start():
+    p = Problem("c", 5)
+    prompt = TASK.prompt(p)
+    chain = TASK.chain(p)
+    for done in ["", chain[1], chain[1:3] + "?", chain[1:3] + "?" + chain[3], chain[1:4] + "=ab"]:
+        prefix = prompt + done
+        can = {TASK.segment_start(prefix, t) for t in [*TASK.states, "?", "=", "."]} - {None}
+        assert TASK.can_begin(prefix) == can, done

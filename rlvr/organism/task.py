@@ -314,7 +314,8 @@ class PermutationChain:
         """Labelled segments of ``prompt + completion`` in character offsets of that text.
 
         ``step``: one written state (``stepwise`` for the first one, the format decision);
-        ``check``: ``?v``; ``answer``/``direct``: ``=xyz``.
+        ``check``: ``?v`` after a written step (a check of a check's value is off the
+        grammar); ``answer``/``direct``: ``=xyz``.
         Text that breaks the grammar (e.g. a stray digit) ends the labelling.
         """
         out: list[Segment] = []
@@ -326,7 +327,13 @@ class PermutationChain:
             if ch in self.states:
                 out.append(Segment(base + i, base + i + 1, "stepwise" if i == 0 else "step"))
                 i += 1
-            elif ch == "?" and i > 0 and i + 1 < len(c) and c[i + 1] in self.states:
+            elif (
+                ch == "?"
+                and i > 0
+                and i + 1 < len(c)
+                and c[i + 1] in self.states
+                and not (i >= 2 and c[i - 2] == "?")
+            ):
                 out.append(Segment(base + i, base + i + 2, "check"))
                 i += 2
             elif ch == "=":
@@ -354,15 +361,84 @@ class PermutationChain:
         done = prefix_text[colon + 1 :]
         if "=" in done or "." in done:
             return None
+        if done.endswith("?"):
+            return None  # a check's value comes next
         tok = next_token_text[0]
         if tok == "=":
             return "direct" if not done else "answer"
-        if done.endswith("?"):
-            return None
-        if tok == "?":
-            return "check" if done and done[-1] in self.states else None
+        if tok == "?":  # a check re-computes a written step (not a check's value)
+            after_check = len(done) >= 2 and done[-2] == "?"
+            return "check" if done and done[-1] in self.states and not after_check else None
         if tok in self.states:
             return "step" if done else "stepwise"
+        return None
+
+    def _completion_of(self, prefix_text: str) -> tuple[Problem, str] | None:
+        """The problem and the completion so far of ``prefix_text`` (None: no prompt yet)."""
+        colon = prefix_text.find(":")
+        if colon < 3:
+            return None
+        return self.parse_prompt(prefix_text[colon - 3 : colon + 1]), prefix_text[colon + 1 :]
+
+    def can_begin(self, prefix_text: str) -> frozenset[str]:
+        """The labels some next token could begin after ``prefix_text`` (see
+        :meth:`segment_start`): ``direct``/``stepwise`` at the first completion token,
+        ``step``/``check``/``answer`` after a written state, nothing elsewhere."""
+        got = self._completion_of(prefix_text)
+        if got is None:
+            return frozenset()
+        done = got[1]
+        if "=" in done or "." in done:
+            return frozenset()
+        if not done:
+            return frozenset({"direct", "stepwise"})
+        if done[-1] in self.states:
+            after_check = len(done) >= 2 and done[-2] == "?"
+            return frozenset({"step", "answer"} if after_check else {"step", "check", "answer"})
+        return frozenset()
+
+    SCHEDULE_LABELS = ("stepwise", "check", "answer", "direct")
+
+    def schedule(self, prefix_text: str) -> str | None:
+        """The ground-truth schedule: the label that should begin with the next token.
+
+        ``stepwise`` at the first completion token (work step by step, never guess);
+        ``check`` right after a written state that is wrong (not ``f`` of the state before
+        it) and not yet checked; ``answer`` once the effective chain (checks applied) has
+        ``k`` hops; otherwise None (write the next state, or continue a segment). The
+        schedule decides only *when*: what the base writes inside each segment is its own.
+        It never fires ``direct`` (a guess).
+        """
+        got = self._completion_of(prefix_text)
+        if got is None:
+            return None
+        problem, done = got
+        if "=" in done or "." in done:
+            return None
+        if not done:
+            return "stepwise"
+        if done[-1] not in self.states:
+            return None
+        eff = [problem.start]
+        last_wrong = False  # the last written state is a step that is wrong, unchecked
+        i = 0
+        while i < len(done):
+            ch = done[i]
+            if ch in self.states:
+                last_wrong = ch != self.step(eff[-1])
+                eff.append(ch)
+                i += 1
+            elif ch == "?" and i + 1 < len(done) and done[i + 1] in self.states:
+                if i > 0 and done[i - 1] in self.states and (i < 2 or done[i - 2] != "?"):
+                    eff[-1] = done[i + 1]
+                last_wrong = False
+                i += 2
+            else:
+                return None  # off the grammar
+        if last_wrong:
+            return "check"
+        if len(eff) - 1 >= problem.hops:
+            return "answer"
         return None
 
     # ------------------------------------------------------------------ judging traces
