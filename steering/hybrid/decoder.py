@@ -211,7 +211,9 @@ class HybridDecoder:
             labels = tuple(labels)
         else:
             # steer mode: the vectors' labels; handoff: what the router schedules
-            labels = tuple(self.vectors) if self.action == "steer" else router_labels(router)
+            labels = (
+                tuple(self.vectors) if self.action == "steer" else router_labels(router)
+            )
         if self.action == "steer" and labels is not None:
             missing = [x for x in labels if x not in self.vectors]
             if missing:
