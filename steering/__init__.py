@@ -4,48 +4,58 @@
 positions; pass it as ``controller=`` to :func:`rlvr.sampling.sample`, or wrap plain
 forward passes with ``with steer.applied(handle): ...``. :mod:`steering.hybrid` holds the
 hybrid decoder (scheduling alone) and its routers; :func:`recovery` the recovered gap.
+
+Names are imported on first use, so ``import steering.config`` (and with it the ``rsteer``
+command line) does not pull in torch.
 """
 
-from .steer import OPS, POSITIONS, Steer
+from __future__ import annotations
 
-__all__ = ["OPS", "POSITIONS", "Steer"]
+import importlib
+from typing import Any
 
-# the hybrid decoder (scheduling alone): routers, modes, controls, recovery
-from .hybrid import (  # noqa: E402
-    AnyPositionRandomRouter,
-    EveryBoundaryRouter,
-    FirstDecisionRouter,
-    GroundTruthRouter,
-    HybridDecoder,
-    HybridEvent,
-    HybridGeneration,
-    HybridResult,
-    ModelRouter,
-    ProbeRouter,
-    Router,
-    RouterStack,
-    TimingRandomRouter,
-    check_same_tokenizer,
-    router_quality,
-)
+# public name -> submodule that defines it
+_EXPORTS = {
+    "OPS": "steer",
+    "POSITIONS": "steer",
+    "Steer": "steer",
+    # the hybrid decoder (scheduling alone): routers, modes, controls
+    **{
+        name: "hybrid"
+        for name in (
+            "AnyPositionRandomRouter",
+            "EveryBoundaryRouter",
+            "FirstDecisionRouter",
+            "GroundTruthRouter",
+            "HybridDecoder",
+            "HybridEvent",
+            "HybridGeneration",
+            "HybridResult",
+            "ModelRouter",
+            "ProbeRouter",
+            "Router",
+            "RouterStack",
+            "TimingRandomRouter",
+            "check_same_tokenizer",
+            "router_quality",
+        )
+    },
+}
+
+# eager: the submodule ``steering.recovery`` shares its name with the function (numpy only)
 from .recovery import Recovery, recovery  # noqa: E402
 
-__all__ += [
-    "AnyPositionRandomRouter",
-    "EveryBoundaryRouter",
-    "FirstDecisionRouter",
-    "GroundTruthRouter",
-    "HybridDecoder",
-    "HybridEvent",
-    "HybridGeneration",
-    "HybridResult",
-    "ModelRouter",
-    "ProbeRouter",
-    "Recovery",
-    "Router",
-    "RouterStack",
-    "TimingRandomRouter",
-    "check_same_tokenizer",
-    "recovery",
-    "router_quality",
-]
+__all__ = [*_EXPORTS, "Recovery", "recovery"]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'steering' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

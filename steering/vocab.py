@@ -1,5 +1,9 @@
 """The study's words, defined once (no torch here: config loading imports this module).
 
+``POOLINGS``, ``METHODS``, ``SITE_KINDS``, ``TASK_KINDS`` and ``BACKENDS`` mirror constants
+of ``probes`` and ``rlvr`` (which import torch at package level);
+``tests/test_cli_startup.py`` checks that they stay equal.
+
 The Python API, the TOML config, the report and the docs use these names.
 
 - *mode* — what a firing does: ``steer`` adds the base model's own vector for the label
@@ -25,3 +29,14 @@ EMIT_RULES = ("sample", "argmax", "label")
 ROUTERS = ("rl", "probe", "base_probe", "ground_truth", "every_boundary", "first_decision")
 REFERENCE_ROUTERS = ("ground_truth", "every_boundary", "first_decision")
 CONTROLS = ("random_timing", "random_any_position", "random_vector", "bias_only", "rerank")
+
+# the words of the other config sections (``steering.config`` validates against these)
+POOLINGS = ("decision", "mean", "mean_first_k", "last")  # = probes.extract.POOLINGS
+METHODS = ("diffmean", "pca", "logistic")  # = probes.fit.METHODS
+SITE_KINDS = ("resid_pre", "resid_post")  # = probes.sites.SITE_KINDS
+TASK_KINDS = ("organism", "gsm8k", "math500")  # = rlvr.tasks.TASK_KINDS
+BACKENDS = ("hf", "nnsight", "transformerlens")  # = probes.handles.BACKENDS
+SAMPLING_BACKENDS = ("hf", "vllm")
+TORCH_DTYPES = ("float32", "bfloat16", "float16")
+DIFF_DTYPES = ("bf16", "fp16", "fp32")
+SWEEP_PROBES = ("diffmean", "logistic")
