@@ -190,7 +190,9 @@ def _from_record(
         raise AnnotationError(f"{where}: the original text must be a str")
     annotated = _first(record, ANNOTATED_KEYS)
     if annotated is not None:
-        text, sents = parse_annotated(annotated, original, labels=labels, strict=strict, where=where)
+        text, sents = parse_annotated(
+            annotated, original, labels=labels, strict=strict, where=where
+        )
         return AnnotatedTrace(rid, text, sents, split, problem)
     if "sentences" in record:
         sentences, found = record["sentences"], record.get("labels")
