@@ -40,6 +40,8 @@ _WHERE = {
     "build_prompt": "llm",
     "parse_labels": "llm",
     "describe_labeller": "choose",
+    "labeller_spec_error": "choose",
+    "LabellingError": "llm",
     "load_labeller": "choose",
 }
 
