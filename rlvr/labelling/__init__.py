@@ -4,7 +4,7 @@
 * :mod:`.rules` — :class:`RuleLabeller`, the offline rule labeller;
 * :mod:`.annotated` — read and write annotated traces (``["label"] sentence
   ["end-section"]``, or JSONL of sentence and label) as character spans;
-* :mod:`.agreement` — accuracy, macro-F1, Cohen's kappa and the majority baseline of any
+* :mod:`.scoring` — accuracy, macro-F1, Cohen's kappa and the majority baseline of any
   labeller against annotated traces, with bootstrap CIs over traces;
 * :mod:`.trained` — :class:`TrainedLabeller`, a scikit-learn pipeline fitted on annotations;
 * :mod:`.llm` — :class:`LLMLabeller`, annotation by a local instruction model;
@@ -32,9 +32,9 @@ _WHERE = {
     "parse_annotated": "annotated",
     "read_annotated": "annotated",
     "write_annotated": "annotated",
-    "Agreement": "agreement",
-    "agreement": "agreement",
-    "evaluate": "agreement",
+    "Agreement": "scoring",
+    "agreement": "scoring",
+    "evaluate": "scoring",
     "TrainedLabeller": "trained",
     "LLMLabeller": "llm",
     "build_prompt": "llm",

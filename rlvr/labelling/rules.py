@@ -90,7 +90,7 @@ DEFAULT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "uncertainty-estimation",
         _rx(
             _LEAD + r"(?:" + _WAIT + r"[,.!]*\s+)?(?:let me|let's|i (?:should|need to|want to)) "
-            r"(?:just |also )?(?:double[- ]?check|make sure|check|verify|recheck|be careful|"
+            r"(?:just |also )?(?:double[- ]?check|make sure|check|verify|re-?check|be careful|"
             r"think (?:about )?(?:if|whether))"
             r"(?![^:=0-9]*\b(?:by|with|using|directly|listing|plugging|substitut\w*|examples?|"
             r"cases?)\b)[^:=0-9]*$"

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from .agreement import Agreement, agreement
+from .scoring import Agreement, agreement
 from .annotated import AnnotatedTrace, read_annotated
 
 __all__ = ["TrainedLabeller"]
