@@ -106,9 +106,8 @@ def test_llm_labeller_reports_rather_than_guesses(tmp_path: Path) -> None:
 
 def test_llm_labeller_end_to_end_through_the_sampler(tmp_path: Path) -> None:
     """A random tiny Llama cannot answer: the labeller asks, re-asks, then reports."""
+    from conftest import CHARS, char_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from tests.conftest import CHARS, char_tokenizer
 
     torch.manual_seed(0)
     cfg = LlamaConfig(
