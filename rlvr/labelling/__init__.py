@@ -41,6 +41,7 @@ _WHERE = {
     "parse_labels": "llm",
     "describe_labeller": "choose",
     "labeller_spec_error": "choose",
+    "labeller_report": "choose",
     "LabellingError": "llm",
     "load_labeller": "choose",
 }

@@ -7,7 +7,7 @@ from typing import Any
 
 from .labels import Labeller
 
-__all__ = ["describe_labeller", "labeller_spec_error", "load_labeller"]
+__all__ = ["describe_labeller", "labeller_report", "labeller_spec_error", "load_labeller"]
 
 TRAINED_SUFFIXES = (".joblib", ".pkl")
 
@@ -65,3 +65,32 @@ def describe_labeller(labeller: Any) -> str:
     if isinstance(labeller, LLMLabeller):
         return f"llm ({labeller.model_name})"
     return type(labeller).__name__
+
+
+DEV_TRACES = Path(__file__).resolve().parents[2] / "data" / "reasoning" / "dev_traces.json"
+
+
+def labeller_report(labeller: Any) -> dict[str, Any]:
+    """What a report says about a labeller: its name and measured agreement, if any.
+
+    A trained labeller carries the cross-validated figures of its fit; the rule labeller
+    is measured on the held-out split of the project's development set (not your traces);
+    an LLM labeller is not measured here (use :func:`~.scoring.evaluate`).
+    """
+    from .llm import LLMLabeller
+    from .rules import RuleLabeller
+    from .trained import TrainedLabeller
+
+    name = describe_labeller(labeller)
+    if isinstance(labeller, TrainedLabeller) and labeller.cv:
+        return {"name": name, "agreement": labeller.cv, "measured_on": "cross-validation by trace"}
+    if (labeller is None or isinstance(labeller, RuleLabeller)) and DEV_TRACES.is_file():
+        from .scoring import evaluate
+
+        got = evaluate(labeller or RuleLabeller(), DEV_TRACES, split="heldout", n_boot=200)
+        where = "the held-out split of data/reasoning/dev_traces.json, not your traces"
+        return {"name": name, "agreement": got.as_dict(), "measured_on": where}
+    why = "no annotated set; measure it with rlvr.labelling.evaluate"
+    if isinstance(labeller, LLMLabeller):
+        why = "an LLM labeller; measure it with rlvr.labelling.evaluate on annotated traces"
+    return {"name": name, "agreement": None, "measured_on": why}

@@ -26,8 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, cross_val_predict
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from .scoring import Agreement, agreement
 from .annotated import AnnotatedTrace, read_annotated
+from .scoring import Agreement, agreement
 
 __all__ = ["TrainedLabeller"]
 
