@@ -105,6 +105,16 @@ def test_read_sentence_lists_and_rows(tmp_path: Path) -> None:
     )
     got = {t.id: t for t in read_annotated(rows)}
     assert got["t1"].texts == ["Okay, x.", "So x = 1."] and got["t2"].labels == ["backtracking"]
+    loose = _write(
+        tmp_path,
+        "loose.jsonl",
+        [
+            {"text": "So x = 1.", "label": "deduction"},
+            {"text": "Hmm, odd.", "label": "backtracking"},
+        ],
+    )
+    (one,) = read_annotated(loose)  # rows without a trace key: one trace, in file order
+    assert one.id == "loose" and one.texts == ["So x = 1.", "Hmm, odd."]
 
 
 @pytest.mark.parametrize(

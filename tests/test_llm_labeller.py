@@ -41,6 +41,7 @@ def test_prompt_numbers_sentences_and_defines_all_six() -> None:
         GOOD,
         "Sure!\n[1]: Initializing\n[2] - deduction (a computation)\n3. **Uncertainty**",
         'Sentence 1: "initializing"\nSentence 2: Deduction\nSentence 3: uncertainty estimation',
+        "<think>\n1: backtracking? no...\n</think>\n" + GOOD,
     ],
 )
 def test_parse_labels_is_lenient_about_format(answer: str) -> None:
@@ -84,6 +85,20 @@ def test_llm_labeller_batches_traces_and_reasks_only_the_incomplete() -> None:
     ]
     assert [len(p) for p in fake.prompts] == [2, 1]
     assert "no valid label for sentence(s) 2" in fake.prompts[1][0]
+
+
+def test_evaluate_batches_an_llm_labeller(tmp_path: Path) -> None:
+    from rlvr.labelling import AnnotatedTrace, evaluate
+    from rlvr.labelling.labels import LabeledSentence
+
+    traces = [
+        AnnotatedTrace(f"t{k}", "So x = 3.", (LabeledSentence(0, 9, "So x = 3.", "deduction"),))
+        for k in range(3)
+    ]
+    fake = FakeModel("1: deduction", "1: deduction", "1: backtracking")
+    result = evaluate(LLMLabeller("m", generate=fake), traces, n_boot=0)
+    assert [len(p) for p in fake.prompts] == [3]  # one batch for all traces
+    assert result.accuracy == pytest.approx(2 / 3)
 
 
 def test_llm_labeller_reports_rather_than_guesses(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ Two layouts are read, from ``.json`` (a list of records) or ``.jsonl`` (one reco
   the annotated text with its markers removed is taken as the original.
 * sentence lists: ``{"sentences": [...], "labels": [...]}`` per trace, or one
   ``{"text": ..., "label": ...}`` row per sentence, grouped into traces by a ``trace`` key
-  (rows without one are one-sentence traces).
+  (rows without one form a single trace named after the file, in file order, so that a
+  labeller sees no invented trace starts).
 
 Every problem (unknown label, a marker left open, a segment that is not in the original,
 sentence and label counts that differ, a trace with no labelled segment) raises
@@ -260,7 +261,7 @@ def read_annotated(
             if not isinstance(label, str) or not isinstance(text, str) or not text.strip():
                 raise AnnotationError(f'{where}: "text" and "label" must be non-empty strings')
             _check_label(label, labels, where)
-            tid = str(_first(rec, ("trace", "trace_id")) or f"row{k}")
+            tid = str(_first(rec, ("trace", "trace_id")) or path.stem)
             if tid not in groups:
                 groups[tid] = []
                 order.append(tid)

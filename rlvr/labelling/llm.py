@@ -93,7 +93,9 @@ def parse_labels(answer: str, n: int) -> tuple[list[str | None], list[str]]:
     """Labels for sentences 1..n from a model's answer, and the problems found.
 
     A sentence with no line, an unknown label, or two different labels gets ``None``.
+    A reasoning model's think block (up to ``</think>``) is skipped.
     """
+    answer = answer.rsplit("</think>", 1)[-1]
     found: dict[int, str | None] = {}
     problems: list[str] = []
     for line in answer.splitlines():

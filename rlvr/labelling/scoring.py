@@ -160,7 +160,10 @@ def agreement(
 
 
 def _apply(labeller: Labeller, trace: AnnotatedTrace) -> list[str]:
-    out = labeller(trace.texts)
+    return _check(labeller(trace.texts), trace)
+
+
+def _check(out: Sequence[str], trace: AnnotatedTrace) -> list[str]:
     if isinstance(out, str) or len(out) != len(trace.sentences):
         raise ValueError(
             f"trace {trace.id}: the labeller returned {len(out)} labels for "
@@ -180,7 +183,8 @@ def evaluate(
     """Agreement of ``labeller`` with annotated traces (a file path or traces), in one call.
 
     ``split`` keeps only the traces of that split. Each trace's sentences are labelled in
-    one call, in order; the CIs resample whole traces.
+    one call, in order (a labeller with a ``label_traces`` method gets all traces in one
+    batch); the CIs resample whole traces.
     """
     traces = read_annotated(data) if isinstance(data, (str, Path)) else list(data)
     if split is not None:
@@ -189,9 +193,11 @@ def evaluate(
             raise ValueError(f"no traces with split {split!r}; check the file's split values")
     if not traces:
         raise ValueError("no annotated traces to evaluate against")
+    batch = getattr(labeller, "label_traces", None)  # an LLM labeller batches all traces
+    found = batch([t.texts for t in traces]) if callable(batch) else None
     gold, pred, groups = [], [], []
-    for t in traces:
+    for k, t in enumerate(traces):
         gold += t.labels
-        pred += _apply(labeller, t)
+        pred += _apply(labeller, t) if found is None else _check(found[k], t)
         groups += [t.id] * len(t.sentences)
     return agreement(gold, pred, groups=groups, n_boot=n_boot, seed=seed)
