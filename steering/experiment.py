@@ -267,6 +267,9 @@ def stage_extract(run: Run) -> probes.ActivationTable:
     base = run.model("base")
     sites = base.sites("resid_post") if e.sites == ["all"] else [Site.parse(x) for x in e.sites]
     key = ["extract", run.settings_key(), asdict(e), [s.name for s in sites]]
+    if run.cfg.task.kind != "organism":  # the spans come from the configured labeller
+        lab = run.cfg.task.labeller
+        key.append(["labeller", _file_sha(lab) if Path(lab).is_file() else lab])
     store_path = run.out / "cache" / f"store-{_hash(key)}"
 
     def compute() -> dict:
