@@ -159,6 +159,8 @@ def test_split_rejects_bad_ranges() -> None:
         ("Plugging x = 8 back in: 3(6) + 5 = 23.", "example-testing"),
         ("As a sanity check on a smaller range, take the numbers below 20.", "example-testing"),
         ("Let me try a small case, with 3 people.", "example-testing"),
+        ("Let me try n = 3.", "example-testing"),
+        ("But let me think again.", "backtracking"),
         # adding-knowledge is recall
         ("Recall that the area of a circle is pi r squared.", "adding-knowledge"),
         ("The area of a circle is πr^2.", "adding-knowledge"),

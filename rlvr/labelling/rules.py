@@ -103,8 +103,9 @@ DEFAULT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(?:let me|let's|let us|i'?ll|i can|i could|to) (?:also |quickly |now )?"
             r"(?:double[- ]?check|check|verify|confirm|test|plug|sanity[- ]check|spot[- ]check|"
             r"list|enumerate|count (?:them |it )?directly|add them|try (?:it |this )?(?:with|on|"
-            r"for|a (?:small|few|specific|concrete|simple)|some|small|[a-z]\s*=|plugging|"
+            r"for|a (?:small|few|specific|concrete|simple)|some|small|plugging|"
             r"substituting|values? of [a-z]\b|an? example|examples|a case|cases))\b"
+            r"|\b(?:let me|let's|let us|i'?ll) (?:now )?try [a-z](?:_\d)?\s*=\s*-?\d"
             r"|^(?:check|checking|verify|verifying|verification|test|testing|sanity check|"
             r"quick check|numerically|listing|directly|partial sums|shoelace|plugging|"
             r"(?:left|right) side)\b"
@@ -150,7 +151,8 @@ DEFAULT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"a (?:better|simpler|cleaner|different) (?:way|approach)|actually,?\s+(?!i think)|"
             r"let me try (?:counting|it|this) (?:\w+ )?(?:directly|differently|another way|"
             r"as well))\b"
-            r"|\b(?:i should reconsider|reconsider (?:whether|if))\b"
+            r"|\b(?:i should reconsider|reconsider (?:whether|if)|(?:let me|let's) (?:think|try) "
+            r"(?:it |this )?(?:again|once more))\b"
         ),
     ),
     # Uncertainty-estimation: statements about one's confidence or the state of the work.
