@@ -69,6 +69,7 @@ class TaskSection:
     classes: list[str] = field(default_factory=list)
     n_dev: int = 32
     n_test: int = 200
+    labeller: str = "rule"  # gsm8k/math500: "rule", a fitted .joblib or an LLM checkpoint
 
 
 @dataclass
@@ -495,6 +496,20 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
         if check_paths and not rp.is_file():
             raise ConfigError(f"{w('task', key)}: {rp} is a folder; give a file")
         setattr(t, key, str(rp))
+    if t.labeller != "rule":
+        if t.kind == "organism":
+            raise ConfigError(
+                f"{w('task', 'labeller')}: the organism's spans are exact; a labeller applies "
+                "to gsm8k and math500 only (remove the key)"
+            )
+        rp = _resolve(t.labeller, cfg_dir)
+        t.labeller = str(rp) if rp.exists() else t.labeller
+        if check_paths:
+            from rlvr.labelling import labeller_spec_error
+
+            problem = labeller_spec_error(t.labeller)
+            if problem:
+                raise ConfigError(f"{w('task', 'labeller')}: {problem}")
     if m.dtype not in TORCH_DTYPES:
         raise ConfigError(
             f"{w('models', 'dtype')}: unknown dtype {m.dtype!r}; use one of "

@@ -129,7 +129,12 @@ class Run:
         self.out = Path(self.cfg.experiment.output)
         (self.out / "cache").mkdir(parents=True, exist_ok=True)
         t = self.cfg.task
-        self.task = load_task(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None)
+        kw: dict[str, Any] = {}
+        if t.kind != "organism":  # real-model traces: spans from the configured labeller
+            from rlvr.labelling import load_labeller
+
+            kw["labeller"] = load_labeller(t.labeller, cache_dir=self.out / "cache" / "labeller")
+        self.task = load_task(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None, **kw)
         self.classes = t.classes or self.task.classes
         self.max_new_tokens = self.cfg.sampling.max_new_tokens or self.task.max_new_tokens
         self.seed = self.cfg.experiment.seed
@@ -326,6 +331,9 @@ def stage_extract(run: Run) -> probes.ActivationTable:
     base = run.model("base")
     sites = base.sites("resid_post") if e.sites == ["all"] else [Site.parse(x) for x in e.sites]
     key = ["extract", run.settings_key(), asdict(e), [s.name for s in sites]]
+    if run.cfg.task.kind != "organism":  # the spans come from the configured labeller
+        lab = run.cfg.task.labeller
+        key.append(["labeller", _file_sha(lab) if Path(lab).is_file() else lab])
     store_path = run.out / "cache" / f"store-{_hash(key)}"
 
     def compute() -> dict:
@@ -461,6 +469,10 @@ def run_experiment(
         "versions": _versions(),
         "fingerprints": {w: run.model(w).fingerprint.to_dict() for w in ("base", "rl")},
     }
+    if getattr(run.task, "labeller", None) is not None:
+        from rlvr.labelling import labeller_report
+
+        res["labeller"] = labeller_report(run.task.labeller)
     from . import hybrid_stages
     from .report import write_report
 

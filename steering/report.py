@@ -344,6 +344,23 @@ def summary_table(res: dict) -> str:
     return "\n".join(rows)
 
 
+def _labeller_lines(res: dict) -> list[str]:
+    """Which labeller produced the strategy spans, and its measured agreement if any."""
+    lab = res.get("labeller")
+    if not lab:
+        return []
+    a = lab.get("agreement")
+    if a:
+        measured = (
+            f"agreement with annotated traces ({lab['measured_on']}, {a['n_sentences']} "
+            f"sentences): accuracy {a['accuracy']:.2f}, macro-F1 {a['macro_f1']:.2f}, "
+            f"kappa {a['kappa']:.2f}; majority baseline {a['majority_accuracy']:.2f}"
+        )
+    else:
+        measured = f"agreement not measured ({lab['measured_on']})"
+    return [f"Strategy spans labelled by the **{lab['name']}** labeller; {measured}.", ""]
+
+
 def write_report(out: Path, res: dict, sweep_result=None) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -389,6 +406,7 @@ def write_report(out: Path, res: dict, sweep_result=None) -> None:
         "",
         summary_table(res),
         "",
+        *_labeller_lines(res),
         "## Verdicts",
         "",
         *[f"- {v}" for v in _verdicts(res)],
