@@ -2,7 +2,7 @@
 
 rsteer run data/experiments/organism.toml        # the whole study -> report
 rsteer validate CONFIG                           # check a config, load nothing
-rsteer passk|extract|sweep|select|hybrid|budget|diff|formats CONFIG
+rsteer passk|extract|sweep|select|hybrid|temperature|budget|diff|formats CONFIG
                                                  # one stage (earlier ones from cache)
 rsteer diff-checkpoints BASE RL [--other RL2]    # update sparsity between checkpoints
 rsteer organism train [--recipe R] [--out DIR]   # retrain the shipped model organism
@@ -26,6 +26,8 @@ STAGE_HELP = {
     "select": "choose the steering site and coefficient on the dev split",
     "hybrid": "hybrid decoding on the test split for each router, mode and control (the RL "
     "router model keeps its own KV cache); recovery with CI and steered-token fraction",
+    "temperature": "base, RL and hybrids over the temperature grid: the gap at each "
+    "temperature and how much of it a temperature change alone recovers",
     "budget": "recovery against the share of tokens the router touches (threshold sweep)",
     "diff": "update sparsity base -> RL (bf16/fp32) and overlap across RL seeds",
     "formats": "format shares over RL steps from the training logs",

@@ -206,7 +206,6 @@ def test_log_positions_and_steered_fraction_on_a_constructed_router(base, rl):
 
     hyb = HybridDecoder(base, EveryThird(), _vecs(), mode="steer", coef=2.0)
     res = hyb.generate(PROMPTS, n=2, **GREEDY)
-    tok = base.tokenizer
     for g, ids in zip(res.generations, [p for p in _prompt_ids(base) for _ in range(2)]):
         want = []
         for t in range(len(g.token_ids)):
