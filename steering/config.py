@@ -630,6 +630,10 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
             "[hybrid] modes does not run; add 'handoff' or drop emit"
         )
     if t.kind != "organism":  # only the organism's task has a ground-truth schedule
+        defaults = HybridSection()
+        for key in ("routers", "temperature_routers"):  # defaults: what the task supports
+            if getattr(h, key) == getattr(defaults, key):
+                setattr(h, key, [x for x in getattr(h, key) if x not in SCHEDULE_ROUTERS])
         for key in ("routers", "temperature_routers"):
             bad = [x for x in getattr(h, key) if x in SCHEDULE_ROUTERS]
             if bad:

@@ -482,9 +482,13 @@ def timing_comparisons(hy: dict, n_boot: int, seed: int) -> list[dict]:
             if real is not None:
                 pairs.append((real, r))
     for mode in ("handoff", "steer"):
-        a, b = by_name.get(f"ground_truth/{mode}"), by_name.get(f"every_boundary/{mode}")
-        if a and b:
-            pairs.append((a, b))
+        a = by_name.get(f"ground_truth/{mode}")
+        for b in (
+            by_name.get(f"every_boundary/{mode}"),
+            next((r for n, r in by_name.items() if n.startswith(f"ground_truth/{mode} (")), None),
+        ):
+            if a and b:
+                pairs.append((a, b))
     out = []
     for a, b in pairs:
         try:

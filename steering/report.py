@@ -367,7 +367,7 @@ def write_report(out: Path, res: dict, sweep_result=None) -> None:
     plots = []
     if "passk" in res:
         plot_passk(res, out / "passk.png")
-        plots.append(("pass@k, base vs RL (hybrid pass@1 as a square)", "passk.png"))
+        plots.append(("pass@k, base vs RL", "passk.png"))
     if sweep_result is not None:
         plot_sweep(sweep_result, out / "sweep.png")
     if res.get("sweep") and (out / "sweep.png").exists():

@@ -103,6 +103,20 @@ def temperature_table(tp: dict) -> list[str]:
 # -- verdicts ----------------------------------------------------------------------------------
 
 
+KNOWS_WHEN = 0.7  # AUROC CI lower bound from which a router is said to know when
+
+
+def auroc_word(lo: float, hi: float) -> str:
+    """The verdict on a router-quality AUROC, from its CI."""
+    if lo >= KNOWS_WHEN:
+        return "knows when"
+    if lo > 0.5:
+        return f"above chance, weakly (CI below {KNOWS_WHEN})"
+    if hi < 0.5:
+        return "anti-correlated"
+    return "no better than chance"
+
+
 def _by_name(hy: dict) -> dict[str, dict]:
     return {r["name"]: r for r in hy["runs"]}
 
@@ -149,10 +163,18 @@ def scheduling_verdicts(res: dict) -> list[str]:
             f"{_rec(gt)} of the RL gain at {_pct(gt['steered_fraction'])} of tokens — {word}."
         )
         other = next((r for n, r in runs.items() if n.startswith(f"ground_truth/{mode} (")), None)
-        if other is not None:
+        d_ex = _diff(hy, gt["name"], other["name"]) if other is not None else None
+        if other is not None and d_ex is not None:
+            lo, hi = d_ex["ci"]
+            if lo > 0 and gt["exclusive"]:
+                word = "the base's own unscheduled strategy starts dilute a schedule"
+            elif lo > 0 or hi < 0:
+                word = "the setting changes what the schedule recovers"
+            else:
+                word = "no clear difference"
             out.append(
-                f"Without that setting ({_setting(other)}) the ground truth recovers "
-                f"{_rec(other)}: the base's own {'unscheduled strategy starts dilute' if other['exclusive'] is False else 'habits'} the schedule."
+                f"With the other setting ({_setting(other)}) the ground truth recovers "
+                f"{_rec(other)}; difference {_pct(d_ex['difference'])}{_ci(d_ex['ci'])} — {word}."
             )
     fd = runs.get(f"first_decision/{mode}")
     if (
@@ -215,12 +237,7 @@ def scheduling_verdicts(res: dict) -> list[str]:
         for lab, q in (r.get("quality") or {}).items():
             if q.get("auroc") is None or not q.get("auroc_ci"):
                 continue
-            lo, hi = q["auroc_ci"]
-            w = (
-                "knows when"
-                if lo > 0.5
-                else ("anti-correlated" if hi < 0.5 else "no better than chance")
-            )
+            w = auroc_word(*q["auroc_ci"])
             knows.append(f"{lab} AUROC {_auc(q)} ({w})")
         if knows:
             parts.append("against the ground truth on its own generations: " + ", ".join(knows))

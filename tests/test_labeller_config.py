@@ -15,11 +15,15 @@ DEV = Path(__file__).resolve().parents[1] / "data" / "reasoning" / "dev_traces.j
 
 
 def _config(tmp_path: Path, model_dir, kind: str, labeller: str | None) -> Path:
-    problems = tmp_path / "gsm8k.jsonl"
-    problems.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n')
+    problems = tmp_path / f"{kind}.jsonl"
+    if kind == "math500":
+        problems.write_text('{"problem": "1 + 1?", "answer": "2"}\n')
+    else:
+        problems.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n')
     spec = tmp_path / "task.json"
     spec.write_text("{}")
     line = "" if labeller is None else f'labeller = "{labeller}"'
+    spec_line = f'spec = "{spec}"' if kind == "organism" else ""
     text = f"""
 [experiment]
 name = "t"
@@ -31,7 +35,7 @@ rl = "{model_dir("llama")}"
 
 [task]
 kind = "{kind}"
-spec = "{spec}"
+{spec_line}
 dev = "{problems}"
 test = "{problems}"
 {line}

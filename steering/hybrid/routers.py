@@ -16,9 +16,9 @@ so a notebook can define its own. At every step the decoder hands it a
 ``site``
     A :class:`probes.Site`: the router then decides *inside* the base's forward, reading
     ``view.hidden`` (the base's residual at that site at the deciding position).
-``score(view, label)``
-    Its confidence that ``label`` begins now, one float per row: the router-quality AUROC
-    uses it (without it, the binary decision is the score).
+``scores(view)``
+    Its confidence that each label begins now, one ``{label: float}`` per row: the
+    router-quality AUROC uses it (without it, the binary decision is the score).
 
 Built in: :class:`ModelRouter` (the RL model), :class:`ProbeRouter` (a probe on the base),
 the reference schedules :class:`GroundTruthRouter`, :class:`EveryBoundaryRouter`,
@@ -205,19 +205,19 @@ class ModelRouter:
             out.append(label if self.labels is None or label in self.labels else None)
         return out
 
-    def score(self, view: RouterView, label: Hashable) -> list[float]:
+    def scores(self, view: RouterView) -> list[dict[Hashable, float]]:
+        """Per row: its probability mass, among its ``score_k`` most likely tokens, on the
+        tokens that begin each label."""
         probs = torch.softmax(view.logits.float(), dim=-1)
         p, top = probs.topk(min(self.score_k, probs.shape[-1]), dim=-1)
         out = []
         for r, (ps, toks) in enumerate(zip(p.tolist(), top.tolist())):
-            prefix = view.prefix(r)
-            out.append(
-                sum(
-                    q
-                    for q, t in zip(ps, toks)
-                    if self.segment_start(prefix, view.next_text(r, t)) == label
-                )
-            )
+            prefix, mass = view.prefix(r), {}
+            for q, t in zip(ps, toks):
+                lab = self.segment_start(prefix, view.next_text(r, t))
+                if lab is not None:
+                    mass[lab] = mass.get(lab, 0.0) + q
+            out.append(mass)
         return out
 
     def __repr__(self) -> str:
@@ -292,10 +292,17 @@ class ProbeRouter:
             for r, (c, ok) in enumerate(zip(best.tolist(), view.live))
         ]
 
-    def score(self, view: RouterView, label: Hashable) -> list[float]:
+    def scores(self, view: RouterView) -> list[dict[Hashable, float]]:
+        """Per row: the probe's probability of each label."""
         proba = self._predict(view)
-        cols = [i for i, x in enumerate(self.class_labels) if x == label]
-        return proba[:, cols].sum(1).tolist() if cols else [0.0] * proba.shape[0]
+        out = []
+        for row in proba.tolist():
+            d: dict[Hashable, float] = {}
+            for lab, q in zip(self.class_labels, row):
+                if lab is not None:
+                    d[lab] = d.get(lab, 0.0) + q
+            out.append(d)
+        return out
 
     def __repr__(self) -> str:
         return f"ProbeRouter({type(self.probe).__name__} at {self.site}, tau={self.tau})"

@@ -17,7 +17,6 @@ Per step, in the loop's hook order:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 import torch
@@ -29,6 +28,7 @@ from .records import LOG_KEY, STEER_KEY, STEPS_KEY, UNAVOIDABLE_KEY, HybridEvent
 from .texts import RowTexts
 
 _M32 = 0xFFFFFFFF
+NEGLIGIBLE = 1e-6  # tokens below this share of the top token's probability: a fallback
 
 
 def _keys(ctx: StepContext) -> list[tuple[int, int]]:
@@ -239,12 +239,17 @@ class HybridRun:
         """The base's token for row ``r`` among its ``label_top_k`` most likely tokens whose
         label (per ``segment_start``) passes ``accept``: the base's distribution
         renormalised over them, drawn with the loop's uniform (greedy: the most likely of
-        them). None when none of them passes."""
+        them). Tokens below ``NEGLIGIBLE`` of the top token's probability are considered only
+        when no likelier token passes. None when none of them passes."""
         seg, view = self.dec.segment_start, self.view
         prefix = view.prefix(r)
         row = logits[r : r + 1]
-        top = row[0].topk(min(self.dec.label_top_k, row.shape[-1])).indices.tolist()
-        ok = [t for t in top if accept(seg(prefix, view.next_text(r, t)))]
+        p, top = torch.softmax(row[0], -1).topk(min(self.dec.label_top_k, row.shape[-1]))
+        top, likely = top.tolist(), int((p >= p[0] * NEGLIGIBLE).sum())
+        # the likely tokens first; the rest of the top-k only when none of them passes
+        ok = [t for t in top[:likely] if accept(seg(prefix, view.next_text(r, t)))]
+        if not ok:
+            ok = [t for t in top[likely:] if accept(seg(prefix, view.next_text(r, t)))]
         if not ok:
             return None
         allowed = torch.zeros_like(row, dtype=torch.bool)
@@ -295,8 +300,7 @@ class HybridRun:
         task, view = self.task, self.view
         schedule = getattr(task, "schedule", None)
         watch = self.dec.labels
-        scorer = getattr(self.router, "score", None)
-        rows_by_label: dict[Hashable, list[int]] = {}
+        scorer = getattr(self.router, "scores", None)
         per_row: list[tuple[Any, frozenset]] = []
         for r, ok in enumerate(view.live):
             if not ok:
@@ -306,16 +310,12 @@ class HybridRun:
             can = frozenset(x for x in task.can_begin(prefix) if watch is None or x in watch)
             gt = schedule(prefix) if callable(schedule) else None
             per_row.append((gt, can))
-            for lab in can:
-                rows_by_label.setdefault(lab, []).append(r)
-        scores: dict[Hashable, list[float]] = {}
-        if scorer is not None:
-            for lab in rows_by_label:
-                scores[lab] = list(scorer(view, lab))
+        scores = scorer(view) if scorer is not None and any(c for _, c in per_row) else None
         for r, (gt, can) in enumerate(per_row):
             if not view.live[r]:
                 continue
-            s = {
-                lab: (scores[lab][r] if lab in scores else float(decision[r] == lab)) for lab in can
-            }
+            if scores is not None:
+                s = {lab: float(scores[r].get(lab, 0.0)) for lab in can}
+            else:
+                s = {lab: float(decision[r] == lab) for lab in can}
             ctx.extra[r].setdefault(STEPS_KEY, []).append((view.step, gt, decision[r], s))
