@@ -361,6 +361,18 @@ def _labeller_lines(res: dict) -> list[str]:
     return [f"Strategy spans labelled by the **{lab['name']}** labeller; {measured}.", ""]
 
 
+def _stage_times(res: dict) -> str:
+    """Seconds each stage took when it was computed (cached stages: when first computed)."""
+    parts = []
+    for stage, v in res.items():
+        if not isinstance(v, dict):
+            continue
+        sec = v.get("seconds", v.get("raw", {}).get("seconds") if "raw" in v else None)
+        if isinstance(sec, (int, float)):
+            parts.append(f"{stage} {sec:.0f} s")
+    return "stages: " + ", ".join(parts) if parts else "no stage times"
+
+
 def write_report(out: Path, res: dict, sweep_result=None) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -415,7 +427,7 @@ def write_report(out: Path, res: dict, sweep_result=None) -> None:
         "## Figures",
         "",
         *[f"![{cap}]({p})\n" for cap, p in plots],
-        f"_Run time {res.get('seconds', 0)} s; versions: "
+        f"_Run time {res.get('seconds', 0)} s ({_stage_times(res)}); versions: "
         + ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items())
         + "._",
         "",
