@@ -15,7 +15,9 @@ from rlvr.organism import CorpusSpec, PermutationChain, Problem, load_recipe
 from rlvr.organism.tokenizer import vocab
 
 ORG1 = PermutationChain()
-TASK = PermutationChain(n_hard=14, check_slack=2, strict=True, classes={"main": (10, 16)}, budget=53)
+TASK = PermutationChain(
+    n_hard=14, check_slack=2, strict=True, classes={"main": (10, 16)}, budget=53
+)
 WHEN_DIR = Path(__file__).resolve().parents[1] / "data" / "organism-when"
 
 
@@ -57,7 +59,9 @@ def test_first_organism_is_unchanged():
 
 def test_hard_states_are_pinned_and_keep_the_permutation():
     assert TASK.chain(Problem("a", 30)) == ORG1.chain(Problem("a", 30))
-    assert len(TASK.hard_states) == 14 and TASK.hard_states == PermutationChain(n_hard=14).hard_states
+    assert (
+        len(TASK.hard_states) == 14 and TASK.hard_states == PermutationChain(n_hard=14).hard_states
+    )
     for s in TASK.hard_states:
         assert TASK.wrong_step(s) not in (s, TASK.step(s))
     with pytest.raises(ValueError, match="not a hard state"):

@@ -50,13 +50,13 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
     L: list[str] = []
     add = L.append
 
-    add("# Organism 2 (\"when\"): a base that knows how to check, and an RL gain that is scheduling")
+    add('# Organism 2 ("when"): a base that knows how to check, and an RL gain that is scheduling')
     add("")
     add(
         "A base model pretrained from scratch on a permutation-chain corpus in which some steps "
         "are always written wrong and only a check computes them right, and the same model after "
         f"GRPO (TRL) with a strict verifiable reward, {len(rl_names)} RL seeds. It is built so that "
-        "the answer to \"what did RL add?\" is known to be *when to check*, beside the first "
+        'the answer to "what did RL add?" is known to be *when to check*, beside the first '
         "organism (`data/organism`), whose RL gain is mostly sharpening of sampled steps. "
         "Everything below was measured by `rlvr.organism.evaluate` on the files in this folder; "
         "the card is rendered from `results.json` by `rlvr.organism.write_card`."
@@ -86,7 +86,8 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
         "(3k + 5) does not, so a check is worth its two tokens only where a step is wrong."
     )
     sizes = "; ".join(
-        f"{c}: " + ", ".join(f"{k} {v}" for k, v in t.items()) for c, t in recipe.split_sizes.items()
+        f"{c}: " + ", ".join(f"{k} {v}" for k, v in t.items())
+        for c, t in recipe.split_sizes.items()
     )
     add(
         f"- One class, `main` = hops {lo}-{hi} (inside the corpus's {corpus.hops[0]}-"
@@ -102,7 +103,11 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
     )
     add("")
     cp = corpus.check_p
-    dens = f"drawn per trace uniformly from [{cp[0]:g}, {cp[1]:g}]" if isinstance(cp, tuple) else f"{cp:g}"
+    dens = (
+        f"drawn per trace uniformly from [{cp[0]:g}, {cp[1]:g}]"
+        if isinstance(cp, tuple)
+        else f"{cp:g}"
+    )
     add("Pretraining corpus (formats chosen per trace at random, checks at random positions):")
     add("")
     add("| format | shape | share | noise |")
@@ -209,7 +214,10 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
     )
     add("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
-        for key, label in (("main_hops", f"{lo}-{hi}"), ("corpus_hops", f"{corpus.hops[0]}-{corpus.hops[1]}")):
+        for key, label in (
+            ("main_hops", f"{lo}-{hi}"),
+            ("corpus_hops", f"{corpus.hops[0]}-{corpus.hops[1]}"),
+        ):
             t = models[name]["teacher_forced"][key]
             add(
                 f"| {name} | {label} | {_f(t['step_acc'])} | {_f(t['step_mass'])} | "
@@ -230,7 +238,10 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
     add("| model | hops | " + " | ".join(f"d = {d}" for d in dens_keys) + " |")
     add("|---|---|" + "---|" * len(dens_keys))
     for name in names:
-        for key, label in (("main_hops", f"{lo}-{hi}"), ("corpus_hops", f"{corpus.hops[0]}-{corpus.hops[1]}")):
+        for key, label in (
+            ("main_hops", f"{lo}-{hi}"),
+            ("corpus_hops", f"{corpus.hops[0]}-{corpus.hops[1]}"),
+        ):
             row = W["stop_by_density"][name][key]
             add(f"| {name} | {label} | " + " | ".join(_f(row[d]) for d in dens_keys) + " |")
     add("")
@@ -266,7 +277,9 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
             f"{_p(r['check_token_share'])} | {_f(r['mean_length'], 1)} |"
         )
     add("")
-    add("| RL seed | recovered by the schedule (vs greedy RL) | by check-everywhere (vs greedy RL) | by the schedule (vs sampled T = 1 pass@1) | by check-everywhere (vs sampled) |")
+    add(
+        "| RL seed | recovered by the schedule (vs greedy RL) | by check-everywhere (vs greedy RL) | by the schedule (vs sampled T = 1 pass@1) | by check-everywhere (vs sampled) |"
+    )
     add("|---|---|---|---|---|")
     for name in rl_names:
         R = W["recovery"][name]
@@ -286,7 +299,9 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
             "checks, i.e. the step just written is wrong):"
         )
         add("")
-        add("| scorer | AUROC of P(`?`) [95% CI] | mean P(`?`) where the schedule checks | elsewhere |")
+        add(
+            "| scorer | AUROC of P(`?`) [95% CI] | mean P(`?`) where the schedule checks | elsewhere |"
+        )
         add("|---|---|---|---|")
         for name in names:
             a = A.get(name)
@@ -311,7 +326,11 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
     add("| k | " + " | ".join(names) + " |")
     add("|---|" + "---|" * len(names))
     for k in ks:
-        add(f"| {k} | " + " | ".join(_ci(_at(models[nm]["passk"]["main"], k)) for nm in names) + " |")
+        add(
+            f"| {k} | "
+            + " | ".join(_ci(_at(models[nm]["passk"]["main"], k)) for nm in names)
+            + " |"
+        )
     add("")
     add("Sampled (T = 1) on the test problems: formats and what each model does.")
     add("")
@@ -333,9 +352,11 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
             f"{_f(ch.get('lenient_pass1'))} | {_p(ch.get('rewarded_wrong_chain_share'))} |"
         )
     add("")
-    add("Rewarded samples with a wrong chain during RL (`logs/rl-seed*.jsonl`): the strict "
+    add(
+        "Rewarded samples with a wrong chain during RL (`logs/rl-seed*.jsonl`): the strict "
         "reward paid none of them; these rollouts had the right `=xyz` with a wrong chain, so "
-        "an answer-only verifier would have paid them.")
+        "an answer-only verifier would have paid them."
+    )
     add("")
     for name in rl_names:
         t = W["training_wrong_chains"].get(name)
@@ -364,7 +385,11 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
             f"{s['entropy_first']:.2f} -> {s['entropy_last']:.2f} bits."
         )
         add("")
-        add("| step | " + " | ".join(FORMATS) + " | mean reward | checks per step | step acc | mean length |")
+        add(
+            "| step | "
+            + " | ".join(FORMATS)
+            + " | mean reward | checks per step | step acc | mean length |"
+        )
         add("|---|" + "---|" * (len(FORMATS) + 4))
         for row in s["table"]:
             add(
@@ -380,7 +405,9 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
     if wts.get("sparsity"):
         add("## What RL changed in the weights")
         add("")
-        add("| RL seed | updated share, bf16 (abs diff > 1e-5) | updated share, fp32 | mean rank(dW)/min(m, n) |")
+        add(
+            "| RL seed | updated share, bf16 (abs diff > 1e-5) | updated share, fp32 | mean rank(dW)/min(m, n) |"
+        )
         add("|---|---|---|---|")
         for name in rl_names:
             sp = wts["sparsity"][name]

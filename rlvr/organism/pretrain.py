@@ -195,9 +195,7 @@ def competence(
                 elif kind in ("hard_step", "hard_step_wrong"):
                     acc["hard_step_acc"].append(float(guess == true))
                     acc["hard_step_mass"].append(mass)
-                    acc["hard_step_wrong"].append(
-                        float(guess == task.wrong_step(before_of[true]))
-                    )
+                    acc["hard_step_wrong"].append(float(guess == task.wrong_step(before_of[true])))
                 elif kind == "check":
                     acc["check_acc"].append(float(guess == true))
                 else:

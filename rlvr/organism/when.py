@@ -120,7 +120,9 @@ def stop_by_density(
             off = len(prompt)  # logits at off + i predict c[i]
             end = c.index("=")
             decide = [
-                i for i in range(end + 1) if c[i] == "=" or (c[i] in task.states and c[i - 1] != "?")
+                i
+                for i in range(end + 1)
+                if c[i] == "=" or (c[i] in task.states and c[i - 1] != "?")
             ]
             said = [int(choice[row, off + i]) == eq for i in decide]
             ok.append(said[-1] and not any(said[:-1]))
@@ -245,8 +247,9 @@ def check_auroc(
             chunk = texts[b0 : b0 + batch_size]
             batch = encode([a for a, _ in chunk], [b for _, b in chunk])
             probs = torch.softmax(
-                model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                .logits.float(),
+                model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).logits.float(),
                 dim=-1,
             )[..., v["?"]]
             for j, ps in enumerate(pos[b0 : b0 + batch_size]):
@@ -345,8 +348,7 @@ def design_checks(
     task: PermutationChain = recipe.task
     names = ["base"] + [f"rl-seed{s}" for s in recipe.rl_seeds]
     models = {
-        n: AutoModelForCausalLM.from_pretrained(root / n, dtype=torch.float32).eval()
-        for n in names
+        n: AutoModelForCausalLM.from_pretrained(root / n, dtype=torch.float32).eval() for n in names
     }
     lo, hi = task.hop_range("main")
     out: dict[str, Any] = {"n_problems": len(problems)}
