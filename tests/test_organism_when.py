@@ -397,3 +397,17 @@ def test_shipped_when_organism_files_and_recipe():
         assert (WHEN_DIR / name).exists(), name
     results = json.loads((WHEN_DIR / "results.json").read_text())
     assert "when" in results
+
+
+def test_experiment_config_reads_the_when_task():
+    from rlvr.tasks import load_task
+    from steering.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "data" / "experiments" / "organism_when.toml", check_paths=False)
+    assert cfg.task.kind == "organism" and cfg.sampling.n >= max(cfg.sampling.ks)
+    splits = {"test": root / "data" / "organism-when" / "splits" / "test.jsonl"}
+    if splits["test"].exists():
+        task = load_task("organism", splits, spec=root / "data" / "organism-when" / "recipe.toml")
+        assert task.chain.strict and task.chain.n_hard == 14
+        assert task.max_new_tokens == task.chain.budget
