@@ -339,7 +339,11 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
             + " |"
         )
     add("")
-    add("Sampled (T = 1) on the test problems: formats and what each model does.")
+    add(
+        "Sampled (T = 1) on the test problems: formats and what each model does (step acc "
+        "counts every written step, hard ones included, which even a perfect checker writes "
+        "wrong before it checks them)."
+    )
     add("")
     add(
         "| model | DIRECT | STEP | CHECK | OTHER | step acc | checks per right step | checks per "
@@ -458,6 +462,58 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
                 else "AUROC undefined."
             )
         )
+    for name in rl_names:
+        pr = models[name]["classes"]["main"]["profile"]
+        pb = models["base"]["classes"]["main"]["profile"]
+        tf_b = models["base"]["teacher_forced"]["main_hops"]
+        tf_r = models[name]["teacher_forced"]["main_hops"]
+        ratio = (
+            pr["check_rate_after_wrong"] / pr["check_rate_after_right"]
+            if pr["check_rate_after_right"]
+            else None
+        )
+        add(
+            f"- {name} checks after {_p(pr['check_rate_after_wrong'])} of its wrong steps and "
+            f"{_p(pr['check_rate_after_right'])} of its right ones"
+            + (f" (ratio {ratio:.1f}; the base: " if ratio is not None else " (the base: ")
+            + f"{_p(pb['check_rate_after_wrong'])} vs {_p(pb['check_rate_after_right'])}). "
+            f"Its greedy step from a hard state still writes `w(s)` ({_f(tf_r.get('hard_step_wrong'))}; "
+            f"mass on `f(s)` {_f(tf_b.get('hard_step_mass'))} -> {_f(tf_r.get('hard_step_mass'))}): "
+            + (
+                "RL did not learn the step, it learned when to check it."
+                if (tf_r.get("hard_step_acc") or 0) < 0.1
+                else "RL also learned the step itself at hard states."
+            )
+        )
+    sched_m = G["base+schedule"]["pass1"]["mean"]
+    if all(sched_m > G[nm]["pass1"]["mean"] for nm in rl_names):
+        add(
+            "- A recovery above 1 means the ground-truth schedule does better than the RL model "
+            "itself: RL's schedule is imperfect (it misses some wrong steps and checks some right "
+            "ones, spending budget), while what the base writes under the true schedule is right."
+        )
+    stops = W["stop_by_density"]
+    worst_base = min(stops["base"]["main_hops"].values())
+    add(
+        (
+            f"- The base stops right at every check density (lowest {worst_base:.3f}, main hops). "
+            if worst_base >= 0.95
+            else f"- The base does not stop right at every check density (lowest {worst_base:.3f}). "
+        )
+        + "The RL models, teacher-forced on corpus traces with checks at random positions (a "
+        "pattern they no longer write), stop right less often (lowest "
+        + ", ".join(f"{nm} {min(stops[nm]['main_hops'].values()):.3f}" for nm in rl_names)
+        + "); under their own schedules they stop after k hops in "
+        + ", ".join(
+            f"{_p(models[nm]['classes']['main']['profile']['stop_acc'])} ({nm})" for nm in rl_names
+        )
+        + " of sampled traces."
+    )
+    add(
+        "- pass@k at the largest k measured: "
+        + ", ".join(f"{nm} {_ci(_at(models[nm]['passk']['main'], ks[-1]))}" for nm in names)
+        + f" (k = {ks[-1]})."
+    )
     add(
         "- Not measured here: the hybrid decoder with RL and probe routers (the lead's study "
         "with `rsteer run data/experiments/organism_when.toml`); long problems (this organism "
