@@ -8,7 +8,7 @@ same number of tokens). Methods, measured in the same run, alternating each roun
 - ``base``: the base model alone through the one sampling loop (the baseline);
 - ``hybrid steer``: ModelRouter on the RL model, both models KV-cached (target <= 2.3x);
 - ``hybrid handoff``: the same router emitting the tokens it fires on;
-- ``hybrid steer unless_base``: with the base peek on steps with a candidate firing;
+- ``hybrid handoff unless_base``: firing only where the base would not begin the label;
 - ``hybrid recompute``: both models re-run on the whole prefix every token (how
   published hybrids decode; O(N^2)). It is ~50x slower, so it is timed once, after the
   others have warmed everything up (``--skip-recompute`` leaves it out).
@@ -18,7 +18,7 @@ same number of tokens). Methods, measured in the same run, alternating each roun
 
 ``--check`` first verifies, on the chosen device, that a handoff hybrid firing at every
 token reproduces the router model's own decoding, that one never firing reproduces the
-base, and that the cached hybrid (with the base peek) matches the recompute one.
+base, and that the cached hybrid (unless_base, handoff) matches the recompute one.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 import probes
 from probes import Site
 from rlvr.sampling import sample
-from steering.hybrid import HybridDecoder
-from steering.routers import ModelRouter
+from steering.hybrid import HybridDecoder, ModelRouter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import timed_round_robin  # noqa: E402
@@ -71,12 +70,12 @@ def check(base, rl, vectors, prompts, kw) -> None:
         "check: never firing == base sampling:",
         no.samples.token_ids == sample(base, prompts, **kw).token_ids,
     )
-    peek = HybridDecoder(base, ModelRouter(rl, segment_start, unless_base=True), vectors)
-    a = peek.generate(prompts, **kw)
-    b = peek.generate(prompts, use_cache=False, **kw)
+    unless = HybridDecoder(base, ModelRouter(rl, segment_start, unless_base=True), mode="handoff")
+    a = unless.generate(prompts, **kw)
+    b = unless.generate(prompts, use_cache=False, **kw)
     same = sum(x == y for x, y in zip(a.samples.token_ids, b.samples.token_ids))
     print(
-        f"check: cached (with peek) == recompute for {same}/{len(prompts)} rows, "
+        f"check: cached (unless_base) == recompute for {same}/{len(prompts)} rows, "
         f"steered fraction {a.steered_fraction:.2f} vs {b.steered_fraction:.2f}"
     )
 
@@ -134,14 +133,12 @@ def main() -> None:
     router = ModelRouter(rl, segment_start)
     steer = HybridDecoder(base, router, vectors, mode="steer", coef=2.0)
     handoff = HybridDecoder(base, router, mode="handoff")
-    peek = HybridDecoder(
-        base, ModelRouter(rl, segment_start, unless_base=True), vectors, mode="steer", coef=2.0
-    )
+    unless = HybridDecoder(base, ModelRouter(rl, segment_start, unless_base=True), mode="handoff")
     fns = {
         "base": lambda: sample(base, prompts, **kw),
         "hybrid steer": lambda: steer.generate(prompts, **kw),
         "hybrid handoff": lambda: handoff.generate(prompts, **kw),
-        "hybrid steer unless_base": lambda: peek.generate(prompts, **kw),
+        "hybrid handoff unless_base": lambda: unless.generate(prompts, **kw),
     }
     print(
         f"Llama {args.layers} layers d_model {args.d_model} on {args.device}, batch "

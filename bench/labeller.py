@@ -1,126 +1,86 @@
-"""Measure RuleLabeller against the hand-labelled sentences in data/reasoning_sentences.jsonl.
+"""Measure a reasoning-sentence labeller against annotated traces.
 
-Usage: python bench/labeller.py [PATH] [--errors]
+Usage: python bench/labeller.py [PATH] [--split heldout] [--labeller rule|FILE.joblib|CKPT]
+                                [--fit] [--errors]
 
-Prints per-category precision, recall, F1 and support, overall accuracy, and a confusion
-matrix (rows: annotated label, columns: predicted label), for the whole set and for each
-``split`` of it. Rows marked ``"split": "tuning"`` were looked at while the default rules
-were written; rows marked ``"heldout"`` were not, so their scores are the fairer estimate.
-``--errors`` also lists the sentences the rules get wrong, with the rule that fired.
+PATH is any annotated file ``rlvr.labelling.read_annotated`` reads (the paper's
+``["label"] sentence ["end-section"]`` layout, or JSONL of sentence and label); the
+default is ``data/reasoning/dev_traces.json`` and its held-out split, which the rule
+labeller was not tuned on. Prints accuracy, macro-F1 and Cohen's kappa with bootstrap 95%
+CIs over traces, the majority-class baseline, per-label scores and the confusion matrix.
+``--fit`` also fits a TrainedLabeller on the other splits of PATH (cross-validated figures
+printed) and scores it on the same traces. ``--errors`` lists the sentences a rule
+labeller gets wrong, with the stage or rule that fired.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from rlvr.reasoning import LABELS, RuleLabeller
+from rlvr.labelling import (
+    RuleLabeller,
+    TrainedLabeller,
+    describe_labeller,
+    evaluate,
+    load_labeller,
+    read_annotated,
+)
+from rlvr.labelling.labels import SHORT
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "reasoning_sentences.jsonl"
-SHORT = {
-    "initializing": "init",
-    "deduction": "ded",
-    "adding-knowledge": "know",
-    "example-testing": "test",
-    "uncertainty-estimation": "unc",
-    "backtracking": "back",
-    "other": "other",
-}
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str
-    label: str
-    split: str = ""
-
-
-@dataclass(frozen=True)
-class Scores:
-    label: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
-
-
-def load(path: Path) -> list[Example]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; pass the path of a labelled JSONL file")
-    examples = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
-        if not isinstance(row, dict) or not {"text", "label"} <= row.keys():
-            raise ValueError(f'{path}:{lineno}: expected an object with "text" and "label"')
-        if row["label"] not in LABELS:
-            raise ValueError(f"{path}:{lineno}: label {row['label']!r} not in {list(LABELS)}")
-        examples.append(Example(row["text"], row["label"], str(row.get("split", ""))))
-    return examples
-
-
-def score(gold: list[str], pred: list[str]) -> tuple[list[Scores], list[list[int]], float]:
-    index = {label: k for k, label in enumerate(LABELS)}
-    confusion = [[0] * len(LABELS) for _ in LABELS]
-    for g, p in zip(gold, pred):
-        confusion[index[g]][index[p]] += 1
-    scores = []
-    for k, label in enumerate(LABELS):
-        tp = confusion[k][k]
-        predicted = sum(row[k] for row in confusion)
-        support = sum(confusion[k])
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        scores.append(Scores(label, precision, recall, f1, support))
-    accuracy = sum(confusion[k][k] for k in range(len(LABELS))) / max(1, len(gold))
-    return scores, confusion, accuracy
-
-
-def report(title: str, examples: list[Example], pred: list[str]) -> None:
-    scores, confusion, accuracy = score([e.label for e in examples], pred)
-    print(f"\n== {title}: {len(examples)} sentences ==")
-    print(f"{'label':<24}{'precision':>10}{'recall':>8}{'f1':>7}{'support':>9}")
-    for s in scores:
-        print(f"{s.label:<24}{s.precision:>10.2f}{s.recall:>8.2f}{s.f1:>7.2f}{s.support:>9d}")
-    macro_f1 = sum(s.f1 for s in scores) / len(scores)
-    print(f"accuracy {accuracy:.3f}   macro-F1 {macro_f1:.3f}")
-    print("confusion (rows: annotated, columns: predicted)")
-    print(" " * 8 + "".join(f"{SHORT[label]:>7}" for label in LABELS))
-    for label, row in zip(LABELS, confusion):
-        print(f"{SHORT[label]:<8}" + "".join(f"{n:>7d}" for n in row))
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "reasoning" / "dev_traces.json"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH)
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="score only this split (default: heldout when the file has one, else every trace)",
+    )
+    parser.add_argument("--labeller", default="rule", help="rule, a .joblib file or a checkpoint")
+    parser.add_argument("--fit", action="store_true", help="also fit and score a TrainedLabeller")
     parser.add_argument("--errors", action="store_true", help="list misclassified sentences")
+    parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args(argv)
 
-    examples = load(args.path)
-    labeller = RuleLabeller()
-    pred = labeller([e.text for e in examples])
-    print(f"RuleLabeller on {args.path.name}: {len(examples)} sentences")
-    report("all", examples, pred)
-    splits = sorted({e.split for e in examples if e.split})
-    for split in splits if len(splits) > 1 else []:
-        keep = [k for k, e in enumerate(examples) if e.split == split]
-        report(f"split={split}", [examples[k] for k in keep], [pred[k] for k in keep])
-    if args.errors:
-        print("\nerrors (annotated -> predicted, rule that fired):")
-        for e, p in zip(examples, pred):
-            if p != e.label:
-                rule = labeller.explain(e.text)[1]
-                fired = "default" if rule is None else rule[:50]
-                tag = f"[{e.split}] " if e.split else ""
-                print(f"  {tag}{SHORT[e.label]:>5} -> {SHORT[p]:<5} {e.text[:70]!r}  [{fired}]")
+    traces = read_annotated(args.path)
+    split = args.split
+    if split is None and any(t.split == "heldout" for t in traces):
+        split = "heldout"
+    scored = [t for t in traces if split is None or t.split == split]
+    if not scored:
+        print(f"no traces with split {split!r} in {args.path}", file=sys.stderr)
+        return 2
+    labeller = load_labeller(args.labeller)
+    name = describe_labeller(labeller)
+    where = f"{args.path.name}" + (f", split={split}" if split else "")
+    result = evaluate(labeller, scored, n_boot=args.n_boot)
+    print(f"== {name} labeller on {where} ==")
+    print(result.summary())
+
+    if args.fit:
+        rest = [t for t in traces if split is not None and t.split != split]
+        if not rest:
+            print("\n--fit needs traces outside the scored split to train on", file=sys.stderr)
+            return 2
+        print(f"\n== fitting a TrainedLabeller on the other {len(rest)} traces ==")
+        trained = TrainedLabeller.fit(rest, n_boot=args.n_boot)
+        print(f"\n== trained labeller on {where} ==")
+        print(evaluate(trained, scored, n_boot=args.n_boot).summary())
+
+    if args.errors and isinstance(labeller, RuleLabeller):
+        print("\nerrors (annotated -> predicted, the stage or rule that fired):")
+        for t in scored:
+            pred: list[str] = []
+            for k, text in enumerate(t.texts):
+                label, why = labeller.explain(text, k, pred[-1] if pred else None)
+                pred.append(label)
+                if label != t.labels[k]:
+                    gold, got = SHORT[t.labels[k]], SHORT[label]
+                    print(f"  [{t.id}] {gold:>5} -> {got:<5} {text[:70]!r}  [{why[:40]}]")
     return 0
 
 

@@ -23,7 +23,14 @@ from .handles import (
     TLHandle,
     wrap,
 )
-from .probe import DiffMeanProbe, SweepResult, layer_sweep, make_probe, plot_sweep
+from .probe import (
+    DiffMeanProbe,
+    SmallSampleWarning,
+    SweepResult,
+    layer_sweep,
+    make_probe,
+    plot_sweep,
+)
 from .sites import SITE_KINDS, Site
 from .spans import LabeledTrace, Span, align, data_hash
 from .store import ActivationStore, extract_to_store
@@ -45,6 +52,7 @@ __all__ = [
     "NNsightHandle",
     "RunOutput",
     "Site",
+    "SmallSampleWarning",
     "Span",
     "SteeringVector",
     "SweepResult",

@@ -187,7 +187,47 @@ def prepare(
             raise ValueError(
                 f"unknown label(s) {missing}: the traces contain {present or 'no spans'}"
             )
-    return handle, site_list, [align(t, handle.tokenizer) for t in traces], wanted
+    aligned = [align(t, handle.tokenizer) for t in traces]
+    check_aligned(handle, aligned, pooling, k, wanted)
+    return handle, site_list, aligned, wanted
+
+
+def _position_limit(handle: ModelHandle) -> int | None:
+    cfg = getattr(handle.model, "config", None)
+    limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return limit if isinstance(limit, int) else None
+
+
+def check_aligned(
+    handle: ModelHandle,
+    aligned: Sequence[AlignedTrace],
+    pooling: str,
+    k: int,
+    labels: set[str] | None,
+) -> None:
+    """Everything about the traces that would otherwise fail mid-run, for all traces at once.
+
+    Run before the first forward pass, so a bad trace near the end of a long extraction
+    (or of a sharded store) is found before anything is computed or written.
+    """
+    limit = _position_limit(handle)
+    vocab = handle.vocab_size
+    for i, tr in enumerate(aligned):
+        if limit is not None and len(tr.input_ids) > limit:
+            raise ValueError(
+                f"trace {i} has {len(tr.input_ids)} tokens but the model has {limit} positions: "
+                "shorten or split it"
+            )
+        bad = [t for t in tr.input_ids if not 0 <= int(t) < vocab]
+        if bad:
+            raise ValueError(
+                f"trace {i} has token id {bad[0]} outside the model's vocabulary (0..{vocab - 1}): "
+                "tokenize it with this model's tokenizer"
+            )
+        try:
+            pool_groups(tr, pooling, k, labels, rest=False)
+        except ValueError as e:
+            raise ValueError(f"trace {i}: {e}") from None
 
 
 def extract_aligned(

@@ -83,13 +83,36 @@ class Fingerprint:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
+def canonical_parameters(model: torch.nn.Module):
+    """``(name, parameter)`` pairs of a model under its Hugging Face names, each tensor once.
+
+    A TransformerLens ``TransformerBridge`` wraps the HF modules in place (each wrapper keeps
+    the original as ``_original_component``) and adds views of its own (GPT-2's fused
+    ``c_attn`` also appears split into ``q``/``k``/``v``). Walking only the original
+    components gives the same names and tensors as the plain HF model, so one checkpoint
+    has one fingerprint whichever adapter holds it.
+    """
+    seen: set[int] = set()
+
+    def walk(mod: torch.nn.Module, prefix: str):
+        while hasattr(mod, "_original_component"):  # a TransformerBridge wrapper
+            mod = mod._original_component
+        for name, p in mod.named_parameters(recurse=False):
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                yield prefix + name, p
+        for name, child in mod.named_children():
+            if child is not None:
+                yield from walk(child, f"{prefix}{name}.")
+
+    yield from walk(model, "")
+
+
 def fingerprint_of(model: torch.nn.Module, n_layers: int, d_model: int) -> Fingerprint:
     """Fingerprint a torch model: architecture, sizes and a sampled hash of the weights."""
     h = hashlib.sha256()
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            # TransformerBridge wraps submodules in place; hash the original names
-            name = name.replace("._original_component", "")
+        for name, p in canonical_parameters(model):
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)
             # rounded to bf16 so fp32 and bf16 loads of one checkpoint agree
@@ -400,7 +423,11 @@ class NNsightHandle(ModelHandle):
     def __init__(self, nn_model: Any, tokenizer: Any = None, remote: bool = False) -> None:
         self.nn = nn_model
         self.remote = remote
-        super().__init__(nn_model._module, tokenizer or getattr(nn_model, "tokenizer", None))
+        if tokenizer is None:
+            tokenizer = checkpoint_tokenizer(nn_model._module, None) or getattr(
+                nn_model, "tokenizer", None
+            )
+        super().__init__(nn_model._module, tokenizer)
 
     def _envoy_layer(self, layer: int):
         env = self.nn
@@ -474,7 +501,11 @@ class TLHandle(ModelHandle):
 
     def __init__(self, bridge: Any, tokenizer: Any = None) -> None:
         self.bridge = bridge
-        super().__init__(bridge.original_model, tokenizer or getattr(bridge, "tokenizer", None))
+        if tokenizer is None:
+            # not the bridge's own: it adds a BOS token (and for Qwen2 is another class), so
+            # the same text would give other tokens, activations and generations than HF
+            tokenizer = checkpoint_tokenizer(bridge.original_model, "TransformerBridge")
+        super().__init__(bridge.original_model, tokenizer)
 
     def _forward(
         self,
@@ -550,6 +581,30 @@ def _load_tokenizer(path: str | Path):
     return AutoTokenizer.from_pretrained(str(path))
 
 
+def checkpoint_tokenizer(model: torch.nn.Module, holder: str | None):
+    """The tokenizer saved with ``model``'s checkpoint, loaded as :func:`load_hf` loads it.
+
+    Every adapter tokenizes one checkpoint the same way. Returns None when the checkpoint
+    folder is unknown, unless ``holder`` names a wrapper whose own tokenizer must not be
+    used: then raise with what to do.
+    """
+    path = str(getattr(getattr(model, "config", None), "_name_or_path", "") or "")
+    if path and Path(path).is_dir():
+        return _load_tokenizer(path)
+    if holder is None:
+        return None
+    hint = (
+        f"pass the checkpoint's tokenizer: probes.wrap(bridge, tokenizer=...) ({holder}'s "
+        "own tokenizer adds a BOS token, so text would be tokenized unlike the HF model)"
+    )
+    if not path:
+        raise ValueError(f"cannot find the checkpoint this {holder} was loaded from: {hint}")
+    try:
+        return _load_tokenizer(path)
+    except OSError as e:
+        raise ValueError(f"cannot load the tokenizer of {path!r} ({e}): {hint}") from e
+
+
 def load_hf(
     path: str | Path,
     device: str | None = None,
@@ -591,6 +646,12 @@ def wrap(
 
     ``backend`` picks the adapter when ``model`` is a path (default ``"hf"``) or
     re-wraps a HF model (``"nnsight"``, ``"transformerlens"``).
+
+    One checkpoint gets one fingerprint and one tokenization whichever adapter holds it:
+    without ``tokenizer=``, an nnsight model or a TransformerBridge is given the tokenizer
+    saved with its checkpoint, loaded as :func:`load_hf` loads it, not the wrapper's own
+    (the bridge's adds a BOS token; for a saved ``tokenizers`` tokenizer ``AutoTokenizer``
+    may pick another class). Pass ``tokenizer=`` to choose one yourself.
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")

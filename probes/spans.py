@@ -4,6 +4,12 @@ Alignment rule: a span covers every token whose character range overlaps it. A s
 may start or end inside a token only where the part of that token outside the span is
 whitespace (BPE tokenizers glue the leading space to the next word: `` Wait``); any
 other cut through a token cannot be aligned and raises.
+
+Duplicates and overlap: every span gives one pooled row, so a span given twice (same
+start, end and label, in characters or, after alignment, in tokens) would count its
+row twice; it is refused. Overlapping spans are allowed and each keeps its own row:
+a token inside two spans contributes to both (e.g. a ``check`` nested in a ``step``),
+and ``REST`` excludes the positions of every span.
 """
 
 from __future__ import annotations
@@ -65,7 +71,14 @@ class LabeledTrace:
         if n == 0:
             raise ValueError("empty trace: text/token_ids has no content")
         self.spans = [s if isinstance(s, Span) else Span(*s) for s in self.spans]
+        seen: set[Span] = set()
         for s in self.spans:
+            if s in seen:
+                raise ValueError(
+                    f"span [{s.start}, {s.end}) {s.label!r} is given twice: each span gives one "
+                    "row, so a duplicate would count it twice; remove it"
+                )
+            seen.add(s)
             if s.end > n:
                 unit = "characters" if self.text is not None else "tokens"
                 raise ValueError(
@@ -161,7 +174,14 @@ def align(trace: LabeledTrace, tokenizer: Any, add_special_tokens: bool = True) 
                 f"span [{s.start}, {s.end}) {s.label!r} cuts through a token "
                 f"({tok_text!r}): move the span boundaries to token boundaries"
             )
-        out.append(TokenSpan(a, b + 1, s.label))
+        ts = TokenSpan(a, b + 1, s.label)
+        if ts in out:
+            raise ValueError(
+                f"span [{s.start}, {s.end}) {s.label!r} covers the same tokens as another "
+                f"{s.label!r} span (they differ only in whitespace): its row would count twice; "
+                "remove one"
+            )
+        out.append(ts)
     scored = first_token_at_or_after(trace.scored_from)  # never a special token such as BOS
     return AlignedTrace(ids, out, scored)
 

@@ -3,6 +3,29 @@
 Saved as one safetensors file whose header metadata holds the provenance as JSON
 (written atomically). Loading onto a model whose fingerprint or width differs is
 refused with a message naming both models.
+
+llama.cpp control vectors
+-------------------------
+:meth:`SteeringVector.export_gguf` writes the control-vector GGUF that llama.cpp loads
+with ``--control-vector`` / ``--control-vector-scaled`` (the format repeng's
+``export_gguf`` writes): ``general.architecture = "controlvector"``, the string
+``controlvector.model_hint`` and the integer ``controlvector.layer_count`` (how many
+directions the file holds), and one float32 tensor ``direction.{N}`` of width
+``d_model`` per layer. llama.cpp adds ``direction.N`` to the output of decoder layer N
+(0-based, after the layer's last residual add) at every position, prompt included, so
+
+- ``Site(N, "resid_post")`` is written as ``direction.N``, and
+  ``Site(N, "resid_pre")`` (the same tensor as ``resid_post`` of N - 1) as
+  ``direction.{N-1}``; two sites that are one tensor are summed, as steering both would;
+- llama.cpp never steers the output of layer 0 (it has no ``direction.0``), so a vector
+  at ``Site(0, "resid_post")``, ``Site(0, "resid_pre")`` or ``Site(1, "resid_pre")`` is
+  refused rather than dropped;
+- the file holds ``coef * v``: what ``Steer(vec, coef, positions="all")`` adds, which is
+  what llama.cpp adds at scale 1 (its own ``--control-vector-scaled`` scale multiplies it).
+
+:meth:`SteeringVector.from_gguf` reads such a file back (``direction.N`` ->
+``Site(N, "resid_post")``); this project's provenance travels in an extra
+``rsteer.vector`` string that llama.cpp ignores.
 """
 
 from __future__ import annotations
@@ -17,9 +40,19 @@ from safetensors import safe_open
 
 from .handles import Fingerprint, ModelHandle, fingerprint_of, wrap
 from .sites import Site
-from .store import atomic_save_tensors
+from .store import _atomic, atomic_save_tensors
 
 _META_KEY = "rsteer.vector"
+_CV = "controlvector"
+
+
+def _model_hint(fingerprint: dict[str, Any]) -> str:
+    """llama.cpp / repeng's model hint (the HF ``model_type``) from a fingerprint's class name."""
+    arch = str(fingerprint.get("architecture", ""))
+    for suffix in ("ForCausalLM", "LMHeadModel", "Model"):
+        if arch.endswith(suffix):
+            return arch[: -len(suffix)].lower()
+    return arch.lower()
 
 
 @dataclass
@@ -180,3 +213,114 @@ class SteeringVector:
         if model is not None and check:
             vec.check(model)
         return vec
+
+    # -- llama.cpp control vectors (GGUF) -------------------------------------------------
+    def gguf_directions(self, coef: float = 1.0) -> dict[int, torch.Tensor]:
+        """llama.cpp layer index -> ``coef * v``, per the mapping in the module docstring."""
+        if not isinstance(coef, (int, float)) or isinstance(coef, bool) or coef != coef:
+            raise ValueError(f"coef must be a finite number, got {coef!r}")
+        if coef in (float("inf"), float("-inf")):
+            raise ValueError(f"coef must be a finite number, got {coef!r}")
+        out: dict[int, torch.Tensor] = {}
+        for site, v in sorted(self.vectors.items()):
+            n = site.layer if site.kind == "resid_post" else site.layer - 1
+            if n < 1:
+                raise ValueError(
+                    f"llama.cpp cannot steer {site} (the output of layer {max(n, 0)} or the "
+                    "embeddings): its control vectors start at direction.1, the output of "
+                    "layer 1; fit the vector at a later site"
+                )
+            out[n] = out[n] + coef * v if n in out else coef * v
+        return out
+
+    def export_gguf(
+        self, path: str | Path, *, coef: float = 1.0, model_hint: str | None = None
+    ) -> Path:
+        """Write a llama.cpp control-vector GGUF (``.gguf`` added if missing), atomically.
+
+        ``coef`` scales the stored directions (llama.cpp adds them at scale 1 unless told
+        otherwise); ``model_hint`` defaults to the fitted model's type (``llama``,
+        ``qwen2``, ``gpt2``...) read from the fingerprint. See the module docstring for
+        the layer numbering.
+        """
+        import gguf
+        import numpy as np
+
+        dirs = self.gguf_directions(coef)
+        hint = model_hint if model_hint is not None else _model_hint(self.fingerprint)
+        if not isinstance(hint, str) or not hint:
+            raise ValueError(
+                "no model hint: this vector has no fingerprint, pass model_hint='llama' "
+                "(the model's type)"
+            )
+        p = Path(path)
+        if p.suffix != ".gguf":
+            p = p.with_name(p.name + ".gguf")
+        meta = {**self.to_meta(), "gguf_coef": float(coef)}
+        with _atomic(p) as tmp:
+            w = gguf.GGUFWriter(tmp, _CV)
+            w.add_string(f"{_CV}.model_hint", hint)
+            w.add_uint32(f"{_CV}.layer_count", len(dirs))
+            w.add_string(_META_KEY, json.dumps(meta))
+            for n, v in dirs.items():
+                w.add_tensor(f"direction.{n}", v.numpy().astype(np.float32))
+            w.write_header_to_file()
+            w.write_kv_data_to_file()
+            w.write_tensors_to_file()
+            w.close()
+        return p
+
+    @classmethod
+    def from_gguf(cls, path: str | Path, label: str | None = None) -> SteeringVector:
+        """Read a llama.cpp / repeng control-vector GGUF: ``direction.N`` -> ``Site(N)``.
+
+        The directions are returned as stored (already scaled by the ``coef`` they were
+        exported with, recorded in ``extra["gguf_coef"]``). A file written by
+        :meth:`export_gguf` keeps its label, method and fingerprint; any other gets
+        ``label`` (default: the file name), method ``"gguf"`` and no fingerprint, so
+        loading it onto a model checks only the width and layers.
+        """
+        import gguf
+
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"no control-vector file at {p}")
+        try:
+            reader = gguf.GGUFReader(str(p))
+        except Exception as e:  # gguf raises plain ValueErrors/struct errors on junk
+            raise ValueError(f"{p} is not a readable GGUF file ({e})") from e
+
+        def field(key: str):
+            f = reader.get_field(key)
+            return None if f is None else f.contents()
+
+        arch = field("general.architecture")
+        if arch != _CV:
+            raise ValueError(
+                f"{p} is a GGUF file of architecture {arch!r}, not a control vector "
+                f"({_CV!r}): give a file written by export_gguf, repeng or llama.cpp"
+            )
+        vectors: dict[Site, torch.Tensor] = {}
+        for t in reader.tensors:
+            head, _, idx = t.name.partition(".")
+            if head != "direction" or not idx.isdigit():
+                raise ValueError(f"{p} has a tensor {t.name!r}: expected only direction.N")
+            vectors[Site(int(idx))] = torch.tensor(t.data, dtype=torch.float32).reshape(-1)
+        if not vectors:
+            raise ValueError(f"{p} holds no direction.N tensors")
+        raw = field(_META_KEY)
+        meta = json.loads(raw) if raw else {}
+        extra = {**meta.get("extra", {}), "model_hint": field(f"{_CV}.model_hint")}
+        if meta:
+            extra["gguf_coef"] = meta.get("gguf_coef", 1.0)
+        return cls(
+            vectors,
+            label or meta.get("label") or p.stem,
+            meta.get("method", "gguf"),
+            meta.get("fingerprint", {}),
+            meta.get("pooling"),
+            meta.get("baseline"),
+            meta.get("data_hash"),
+            meta.get("n_examples", {}),
+            extra,
+        )

@@ -1,48 +1,72 @@
-"""rlvr package."""
+"""rlvr: the RL side — the one generation loop, pass@k and friends, weight diffs, format
+shares, reasoning text, answer checking, dataset loaders and the model organism.
 
-from .answers import extract_answer, is_equiv, normalize_answer, verify  # noqa: F401 - re-exports
-from .datasets import Problem, load_gsm8k_jsonl, load_math500_jsonl  # noqa: F401 - re-exports
-from .formats import (  # noqa: F401 - re-exports
-    FormatShares,
-    format_shares,
-    format_shares_from_log,
-    plot_format_shares,
-)
-from .passk import (  # noqa: F401 - re-exports
-    Crossover,
-    PassKCurve,
-    bootstrap_ci,
-    cover_at,
-    coverage_split,
-    crossover,
-    majority_at_k,
-    pass_at_k,
-    pass_at_k_matrix,
-    passk_curve,
-    sampling_efficiency_gap,
-)
-from .reasoning import (  # noqa: F401 - re-exports
-    DEFAULT_RULES,
-    LABELS,
-    LabeledSentence,
-    Labeller,
-    RuleLabeller,
-    Sentence,
-    label_trace,
-    segment_start_label,
-    split_sentences,
-    think_block,
-)
-from .weightdiff import (  # noqa: F401 - re-exports
-    LayerUpdate,
-    MatrixUpdate,
-    SeedOverlap,
-    UpdateSparsity,
-    layer_of,
-    seed_overlap,
-    update_rank,
-    update_sparsity,
-)
+Names are imported on first use, so importing a torch-free part (e.g. ``rlvr.tasks`` from
+config validation) does not pull in torch.
+"""
 
-# isort: split
-from .sampling import Samples, sample  # noqa: F401 - re-exports
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "extract_answer": "answers",
+    "is_equiv": "answers",
+    "normalize_answer": "answers",
+    "verify": "answers",
+    "Problem": "datasets",
+    "load_gsm8k_jsonl": "datasets",
+    "load_math500_jsonl": "datasets",
+    "FormatShares": "formats",
+    "format_shares": "formats",
+    "format_shares_from_log": "formats",
+    "plot_format_shares": "formats",
+    "Crossover": "passk",
+    "PassKCurve": "passk",
+    "bootstrap_ci": "passk",
+    "cover_at": "passk",
+    "coverage_split": "passk",
+    "crossover": "passk",
+    "majority_at_k": "passk",
+    "pass_at_k": "passk",
+    "pass_at_k_matrix": "passk",
+    "passk_curve": "passk",
+    "sampling_efficiency_gap": "passk",
+    "DEFAULT_RULES": "reasoning",
+    "LABELS": "reasoning",
+    "LabeledSentence": "reasoning",
+    "Labeller": "reasoning",
+    "RuleLabeller": "reasoning",
+    "Sentence": "reasoning",
+    "label_trace": "reasoning",
+    "segment_start_label": "reasoning",
+    "split_sentences": "reasoning",
+    "think_block": "reasoning",
+    "LayerUpdate": "weightdiff",
+    "MatrixUpdate": "weightdiff",
+    "SeedOverlap": "weightdiff",
+    "UpdateSparsity": "weightdiff",
+    "layer_of": "weightdiff",
+    "seed_overlap": "weightdiff",
+    "update_rank": "weightdiff",
+    "update_sparsity": "weightdiff",
+    "Samples": "sampling",
+    "sample": "sampling",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'rlvr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,79 +1,44 @@
-"""Reasoning-strategy labels for the text of real reasoning models.
+"""Reasoning traces of real models: the think block, sentences, and their strategy labels.
 
 The label set is the sentence taxonomy of Venhoff, Arcuschin et al. (2025, "Understanding
 reasoning in thinking language models via steering vectors", arXiv:2506.18167):
-
-* ``initializing``: restating the task and setting out a first plan;
-* ``deduction``: deriving a consequence of the current approach (computations, "So ...");
-* ``adding-knowledge``: bringing in facts, definitions or formulas from outside the problem;
-* ``example-testing``: checking a claim on a concrete case, substituting, verifying;
-* ``uncertainty-estimation``: stating (un)certainty or hedging about the current step;
-* ``backtracking``: noticing a problem and abandoning or revising the current approach;
-* ``other``: fillers and anything that fits none of the above.
+``initializing``, ``deduction``, ``adding-knowledge``, ``example-testing``,
+``uncertainty-estimation``, ``backtracking`` (``CATEGORIES``), plus ``other``, which
+labellers use only when asked to (``LABELS``). Their semantics are those of the paper's
+reference annotation (see :mod:`rlvr.labelling.rules` and ``data/reasoning/README.md``).
 
 The pipeline is: :func:`think_block` finds the reasoning part of a completion,
 :func:`split_sentences` cuts it into sentences with exact character offsets, and a
-*labeller* (any ``Callable[[list[str]], list[str]]``) assigns one label per sentence.
-:class:`RuleLabeller` is the built-in offline labeller. It is a HEURISTIC: an ordered list
-of regular expressions over a sentence's wording, in which the first match wins. It catches
-the surface cues that reasoning models use ("Wait", "Alternatively", "Let me verify",
-"Recall that", "So") and misses strategies expressed without them; measure it on your own
-traces (``python bench/labeller.py`` reports it on ``data/reasoning_sentences.jsonl``) and
-swap in a stronger labeller (an LLM client, an SAE-cluster labeller) when that matters.
-Nothing here calls a network service.
+*labeller* (any ``Callable[[list[str]], list[str]]`` taking the sentences of one trace in
+order) assigns one label per sentence. :class:`RuleLabeller` (offline, a heuristic) is the
+default; :mod:`rlvr.labelling` also has a trained labeller, an LLM labeller, the
+annotated-trace format and agreement measures (``python bench/labeller.py`` measures the
+rule labeller on held-out annotated traces). Nothing here calls a network service.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+
+from .labelling.labels import CATEGORIES, LABELS, LabeledSentence, Labeller, Sentence
+from .labelling.rules import DEFAULT_RULES, RuleLabeller
 
 __all__ = [
+    "CATEGORIES",
     "LABELS",
     "DEFAULT_RULES",
     "Labeller",
     "LabeledSentence",
     "RuleLabeller",
     "Sentence",
+    "at_sentence_boundary",
     "label_trace",
     "segment_start_label",
     "split_sentences",
     "think_block",
 ]
-
-LABELS: tuple[str, ...] = (
-    "initializing",
-    "deduction",
-    "adding-knowledge",
-    "example-testing",
-    "uncertainty-estimation",
-    "backtracking",
-    "other",
-)
-
-Labeller = Callable[[list[str]], list[str]]
-"""A batch labeller: takes a list of sentences and returns one label per sentence."""
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """A sentence of a larger text: ``text == source[start:end]``."""
-
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class LabeledSentence:
-    """A sentence with its strategy label; ``text == source[start:end]``."""
-
-    start: int
-    end: int
-    text: str
-    label: str
 
 
 # ------------------------------------------------------------------------- think block
@@ -237,204 +202,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
     return sentences
 
 
-# ----------------------------------------------------------------------- rule labeller
-
-
-def _rx(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
-
-
-# Ordered (label, pattern) rules: the first pattern that ``search``es the sentence wins.
-DEFAULT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    # Pure fillers ("Hmm.", "Okay.", "Let me think.") and write-up chatter carry no strategy.
-    (
-        "other",
-        _rx(
-            r"^(?:hmm+|okay|ok|alright|all right|right|yes|yeah|yep|good|great|got it|"
-            r"let'?s see|let me see|let me think|let me think about (?:this|it)|"
-            r"interesting|oh|ah|well|right,? so|okay,? so)[\s.!,…]*$"
-        ),
-    ),
-    (
-        "other",
-        _rx(
-            r"^\**\s*(?:final answer|answer|conclusion|summary)\s*:?\s*\**\s*:?$"
-            r"|^(?:now )?(?:for|on to) part\b|\b(?:as follows|below)[.:]?$|moving on\b"
-            r"|\blet me (?:write|organize|summarize|put|collect|tidy)\b|\bput it all together\b"
-            r"|^(?:this|that) (?:is|was) an? (?:fun|nice|neat|interesting|tricky|long|tough)\b"
-        ),
-    ),
-    # Backtracking: noticing an error, abandoning or revising what was just done.
-    (
-        "backtracking",
-        _rx(
-            r"^(?:but\s+|hmm+,?\s+|oh,?\s+|oops,?\s+|no,?\s+)?(?:wait|hold on|hang on|oops)\b"
-            r"|^alternatively\b|^actually,?\s+(?:no|wait|that|i|scratch|we)\b|^instead\b"
-            r"|\b(?:let me|let's|i should|i need to|i'?ll) (?:re-?check|re-?examine|recheck|"
-            r"go back|reconsider|re-?do|redo|re-?evaluate|rethink|start over|backtrack)\b"
-            r"|\b(?:another|a different|a better|a simpler|an alternative|other) "
-            r"(?:approach|method|way|strategy|idea)\b|\binstead\.?$|\binstead of\b"
-            r"|\b(?:i made a mistake|made an error|that'?s (?:not right|wrong|incorrect)|"
-            r"that (?:can'?t|cannot) be right|doesn'?t (?:make sense|add up|work|match)|"
-            r"contradict|miscalculat|mistake|scratch that|(?:was|is) wrong|isn'?t right|"
-            r"messed up|misread|i forgot|getting (?:messy|complicated))"
-        ),
-    ),
-    # A sentence that opens with a hedge is uncertainty even if it goes on to plan a check.
-    ("uncertainty-estimation", _rx(r"^(?:hmm+,?\s*)?(?:maybe|perhaps|probably)\b")),
-    # Example-testing: concrete cases, substitution and verification.
-    (
-        "example-testing",
-        _rx(
-            r"\b(?:let me|let's|let us|i'?ll|i can|i should|we can|to) (?:double[- ]check|"
-            r"check|verify|confirm|test|try (?:it )?(?:with|for|on|a|some|small|specific|"
-            r"plugging|substituting|n\s*=|x\s*=|an example|examples|a few)|plug|substitute|"
-            r"sanity[- ]check|see if|see whether|compute a few)\b"
-            r"|\b(?:plug(?:ging)?|substitut(?:e|ing)) (?:in|back|it|this|that|these|x|n|the)\b"
-            r"|\btest(?:ing)? (?:with|this|it|that|on|the case)\b"
-            r"|\b(?:for example|for instance|e\.g\.),? (?:if|when|take|let|suppose|with|n|x)\b"
-            r"|^(?:suppose|say|take|consider|if|when|try)\s+[a-z]\s*=\s*-?\d"
-            r"|^what if\b|^(?:try|checking|verify|verifying)\b|\bdoes .{1,30}\bwork\b"
-            r"|\bsmall (?:case|example|values?)\b|\bsanity check\b|\bspecific (?:case|example)\b"
-            r"|^(?:check|verification|testing)\s*:|^(?:suppose|say)\b.*\b(?:would|then)\b"
-            r"|^take a (?:specific|concrete|simple)\b"
-        ),
-    ),
-    # Uncertainty-estimation: hedging, confidence, and questioning one's own result.
-    (
-        "uncertainty-estimation",
-        _rx(
-            r"\b(?:maybe|perhaps|might|probably|possibly|presumably|i think|i guess|"
-            r"i suppose|i believe|not (?:sure|certain|entirely sure)|unsure|uncertain|"
-            r"i wonder|(?:not |fairly |pretty |very |quite )?confident|pretty sure|fairly sure|"
-            r"seems?|feels? (?:right|wrong|off|correct)|could (?:be|it be)|confused|"
-            r"is (?:that|this) (?:right|correct)|am i|unless|whether)\b"
-            r"|^(?:hmm+,?\s*|wait,?\s*)?(?:is|are|does|do|did|can|could|would|should|am) "
-            r"[^?]*\?$"
-        ),
-    ),
-    # Adding-knowledge: facts, definitions, formulas and theorems from outside the problem.
-    (
-        "adding-knowledge",
-        _rx(
-            r"\b(?:we know that|i know that|it is (?:well[- ])?known|recall(?:ing)?\b|"
-            r"remember(?:,| that| the)|the formula (?:for|is)|formulas?\b|by definition|"
-            r"is defined as|definition of|(?:theorem|identity|lemma|law|rule|principle|"
-            r"property|inequality) (?:says|states|tells|gives)|by (?:the )?\w+(?:'s)?(?:[- ]\w+)? "
-            r"(?:theorem|formulas?|identity|rule|law|inequality|principle|property)|"
-            r"according to the|in general,|there are \d+ \w+ in (?:a|an|one|each)\b|"
-            r"is a (?:prime|perfect square)|the sum of (?:the )?(?:interior )?angles)"
-            r"|^(?:also,? |note that )?(?:an?|one|any|every|each) (?!\d)\w+(?:[- ]\w+)? "
-            r"(?:is|has|are|measures|equals|contains)\b"
-            r"|^(?:in|for) (?:an?|any|every|each) (?!\d)"
-            r"|^(?:also,? |note that )?the (?:area|volume|perimeter|circumference|expected value|"
-            r"derivative|integral|sine|cosine|tangent) of (?:an?|any|the) \w+"
-        ),
-    ),
-    # Initializing: restating the task and laying out a plan.
-    (
-        "initializing",
-        _rx(
-            r"^(?:okay|ok|alright|all right|so|first(?:ly)?|to start),?\s+(?:so\s+)?"
-            r"(?:the (?:problem|question)|i(?: need| have|'m given| am given| want)|we(?: need| have|"
-            r" are given|'re given| want|'re looking| are looking)|let'?s (?:see|start|begin|tackle|"
-            r"figure|understand|break)|let me (?:start|begin|try to figure|figure|understand|"
-            r"try to understand|read|parse|restate)|this is an? |the first thing)"
-            r"|\b(?:let me|let's|i'?ll) (?:start|begin|approach this) (?:by|with)\b"
-            r"|^first,? i (?:need|should|will|'ll|want)\b|\bthe (?:problem|question) (?:asks|"
-            r"says|states|is asking|wants|gives|is about|mentions)\b|\bwe(?:'re| are) "
-            r"(?:asked|given|told)\b|\bi(?:'m| am) (?:asked|given|told)\b|^(?:i|we) need to "
-            r"(?:find|figure out|determine|compute|solve|calculate|show|prove)\b"
-            r"|\bmy (?:plan|goal) is\b|^the goal is\b|\bunderstand the (?:problem|setup)\b"
-            r"|^let me (?:parse|restate|rephrase|read)\b|^let'?s break (?:this|it) down\b"
-            r"|\bunknowns\b"
-        ),
-    ),
-    # Deduction: conclusions and computations.
-    (
-        "deduction",
-        _rx(
-            r"^(?:so|therefore|thus|hence|then|that means|this means|which means|"
-            r"consequently|it follows|next|now|since|because|substituting|simplifying|"
-            r"multiplying|dividing|adding|subtracting|expanding|combining|solving|factoring|"
-            r"plugging|from)\b|\b(?:which gives|we get|gives us|we have|this gives|implies|"
-            r"therefore|simplif(?:y|ies)|equals|is equal to|results? in|so the|that'?s|"
-            r"comes out to|works out to|becomes|must be|leaves|left over|in total)\b"
-            r"|, so\b|=|\d\s*[-+*/\u00d7x\u00f7^]\s*\d|\\frac|\b(?:times|plus|minus|"
-            r"divided by|multiplied by)\b|\b\d+\s+(?:is|are)\b"
-        ),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class RuleLabeller:
-    """Heuristic, offline labeller: ordered regex rules over a sentence's wording.
-
-    Each rule is a ``(label, compiled_pattern)`` pair; the label of the first rule whose
-    pattern ``search``es the (stripped) sentence wins, else ``default``. The rules are
-    plain data: inspect them (``labeller.rules``, :meth:`explain`), extend them
-    (:meth:`with_rules`) or replace them (``RuleLabeller(rules=...)``). This is a heuristic
-    on surface wording, not a model of meaning: it is fast, deterministic and needs no
-    network, and its accuracy should be measured (``bench/labeller.py``) before results
-    rest on it.
-    """
-
-    rules: tuple[tuple[str, re.Pattern[str]], ...] = DEFAULT_RULES
-    default: str = "other"
-    labels: tuple[str, ...] = LABELS
-
-    def __post_init__(self) -> None:
-        rules = tuple(self.rules)
-        for k, rule in enumerate(rules):
-            if not (isinstance(rule, tuple) and len(rule) == 2):
-                raise TypeError(
-                    f"rule {k} must be a (label, pattern) pair, got {rule!r}; "
-                    'write rules as ("backtracking", re.compile(r"^wait\\b", re.I))'
-                )
-            label, pattern = rule
-            if label not in self.labels:
-                raise ValueError(
-                    f"rule {k} has unknown label {label!r}; use one of {list(self.labels)} "
-                    "or pass labels=... with your own label set"
-                )
-            if not isinstance(pattern, re.Pattern):
-                raise TypeError(
-                    f"rule {k} ({label}) needs a compiled pattern, got {type(pattern).__name__}; "
-                    "wrap it with re.compile(...)"
-                )
-        if self.default not in self.labels:
-            raise ValueError(
-                f"default label {self.default!r} is not in {list(self.labels)}; pick one of them"
-            )
-        object.__setattr__(self, "rules", rules)
-
-    def with_rules(
-        self, rules: Iterable[tuple[str, re.Pattern[str]]], *, first: bool = True
-    ) -> RuleLabeller:
-        """A copy with extra rules placed before (``first=True``) or after the current ones."""
-        extra = tuple(rules)
-        merged = extra + self.rules if first else self.rules + extra
-        return RuleLabeller(rules=merged, default=self.default, labels=self.labels)
-
-    def explain(self, sentence: str) -> tuple[str, str | None]:
-        """The label of ``sentence`` and the pattern that produced it (None for the default)."""
-        if not isinstance(sentence, str):
-            raise TypeError(f"expected a sentence str, got {type(sentence).__name__}")
-        s = sentence.strip()
-        for label, pattern in self.rules:
-            if pattern.search(s):
-                return label, pattern.pattern
-        return self.default, None
-
-    def label(self, sentence: str) -> str:
-        """The label of one sentence."""
-        return self.explain(sentence)[0]
-
-    def __call__(self, sentences: list[str]) -> list[str]:
-        if isinstance(sentences, str):
-            raise TypeError("a labeller takes a list of sentences, got one str; wrap it in [...]")
-        return [self.label(s) for s in sentences]
+# --------------------------------------------------------------------------- labelling
 
 
 _DEFAULT_LABELLER = RuleLabeller()
@@ -522,6 +290,47 @@ def _protected_dollar_open(paragraph: str) -> bool:
     return open_
 
 
+def _sentence_begins(prefix: str, next_text: str) -> tuple[bool, bool]:
+    """Whether ``next_text`` begins a sentence after ``prefix``, and whether that sentence
+    would be the first of the think block (nothing but whitespace before it)."""
+    if not isinstance(prefix, str) or not isinstance(next_text, str):
+        raise TypeError(
+            "segment_start_label expects prefix and next_text as str (decode token ids first)"
+        )
+    word = next_text.lstrip()
+    if not word:
+        return False, False
+    tail = prefix[-_TAIL_CHARS:]
+    for tag in (_OPEN_TAG, _CLOSE_TAG):
+        at = tail.rfind(tag)
+        if at != -1:
+            tail = tail[at + len(tag) :]
+    first = len(prefix) <= _TAIL_CHARS and not any(ch.isalnum() for ch in tail)
+    if _inside_math(tail):
+        return False, False
+    before = tail + next_text[: len(next_text) - len(word)]
+    if before and not before[-1].isspace():
+        return False, False
+    body = before.rstrip()
+    if body:
+        last_line = body.rsplit("\n", 1)[-1]
+        line_break = "\n" in before[len(body) :]
+        marker = _MARKER_ONLY_RE.fullmatch(last_line.strip())
+        if not line_break and marker is None:
+            combined = before + word[:1]
+            cut = _boundaries_in_line(combined, 0, len(combined), _Protected(combined, 0, 0))
+            if not cut or cut[-1] != len(before):
+                return False, False
+    return True, first
+
+
+def at_sentence_boundary(prefix: str) -> bool:
+    """Whether some next token (one that does not start with a line break) could begin a
+    sentence after ``prefix``: the rules of :func:`segment_start_label` for a token that
+    starts with an upper-case letter, with or without a leading space."""
+    return any(_sentence_begins(prefix, probe)[0] for probe in ("A", " A"))
+
+
 def segment_start_label(
     prefix: str,
     next_text: str,
@@ -541,35 +350,19 @@ def segment_start_label(
     (the word after them does).
 
     Only the token is known, not the rest of the sentence, so the label is the labeller's
-    label for the token's own text: cue words such as "Wait", "Alternatively", "Maybe",
-    "So" or "Recall" are labelled reliably, while a token like "Let" gets the default
-    label. Routers that need more context can call this with a longer ``next_text``.
+    label for the token's own text. With a :class:`RuleLabeller` (the default) the first
+    sentence of the think block is ``initializing``; after it, "Wait" and "Alternatively"
+    begin backtracking, "Recall" adding-knowledge, "Check" example-testing, and a word
+    with no cue (So, Let, Maybe) deduction. Routers that need more context can call this
+    with a longer ``next_text``.
     """
-    if not isinstance(prefix, str) or not isinstance(next_text, str):
-        raise TypeError(
-            "segment_start_label expects prefix and next_text as str (decode token ids first)"
-        )
-    word = next_text.lstrip()
-    if not word:
+    begins, first = _sentence_begins(prefix, next_text)
+    if not begins:
         return None
-    tail = prefix[-_TAIL_CHARS:]
-    for tag in (_OPEN_TAG, _CLOSE_TAG):
-        at = tail.rfind(tag)
-        if at != -1:
-            tail = tail[at + len(tag) :]
-    if _inside_math(tail):
-        return None
-    before = tail + next_text[: len(next_text) - len(word)]
-    if before and not before[-1].isspace():
-        return None
-    body = before.rstrip()
-    if body:
-        last_line = body.rsplit("\n", 1)[-1]
-        line_break = "\n" in before[len(body) :]
-        marker = _MARKER_ONLY_RE.fullmatch(last_line.strip())
-        if not line_break and marker is None:
-            combined = before + word[:1]
-            cut = _boundaries_in_line(combined, 0, len(combined), _Protected(combined, 0, 0))
-            if not cut or cut[-1] != len(before):
-                return None
-    return _apply_labeller(labeller or _DEFAULT_LABELLER, [word.rstrip()], labels)[0]
+    word = next_text.strip()
+    labeller = labeller or _DEFAULT_LABELLER
+    if isinstance(labeller, RuleLabeller):
+        return _apply_labeller(
+            lambda batch: [labeller.label(batch[0], 0 if first else None)], [word], labels
+        )[0]
+    return _apply_labeller(labeller, [word], labels)[0]

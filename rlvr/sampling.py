@@ -32,13 +32,21 @@ read off the logits at position ``L + t - 1`` — the last prompt position for `
 Randomness: ``temperature=0`` is greedy (ties go to the lowest token id). Otherwise
 tokens are drawn by inverse-CDF sampling from ``softmax(logits / temperature)``
 (restricted to the top-``p`` nucleus when ``top_p < 1``) with one uniform number per
-(prompt, sample, step), computed by a counter-based hash of ``(seed, i, j, t)``. So the
-same seed gives the same samples, the draws do not depend on ``batch_size`` nor on
-which other rows share a batch, and asking for more samples (larger ``n``) keeps the
-first ones. The only way a batch can still matter is through float differences in the
-logits themselves (different padding or batch shapes can change the last bits of a
-matmul); on CPU with eager attention the tests find them bit-identical, and greedy
-decoding is tested to be independent of ``batch_size``.
+(prompt, sample, step), computed by a counter-based hash of ``(seed, i, j, t)``. What
+is guaranteed, and tested:
+
+- the same call (same seed, prompts, ``n``, ``batch_size``, model, device and library
+  versions) gives bit-identical tokens and log-probs;
+- the uniform numbers themselves do not depend on ``batch_size``, on which other rows
+  share a batch, or on ``n`` (sample ``j`` of prompt ``i`` always gets the same ones);
+- across batch sizes the logits agree only to float tolerance: another batch shape (or
+  padding) can change the last bits of a matmul. Greedy tokens then agree except at
+  exact near-ties, and a sampled token can differ only where its uniform number falls
+  within that rounding of an edge of the CDF; after such a step the two rows continue
+  from different tokens. This is rare but real (a steered T = 1 run differed in 1 of
+  128 rows between batch sizes 1 and 64 on CPU), so compare runs made with the same
+  ``batch_size`` when bit-identity matters, and larger ``n`` reproduces the first
+  samples only up to the same caveat.
 
 Log-probs: ``Samples.logprobs[r][t]`` is ``log_softmax(logits)[token]`` of the forward
 that chose token ``t`` — temperature 1, no top-p truncation, *with* the controller's
@@ -47,25 +55,32 @@ log-prob under the same distribution.
 
 The controller protocol
 -----------------------
-A controller is any object with some of these methods (missing ones are no-ops); pass
-one, or a list that is applied in order:
+A controller is any object with some of these hooks (missing ones are no-ops); pass one,
+or a list that is applied in order. Per step they run in this order:
 
 ``setup(model)``
-    Called once, before anything runs, with the model/handle given to :func:`sample`:
-    validate sites and vector widths here and raise early.
-``edits(step, ctx) -> Mapping[site, fn | None] | None``
-    Called before every forward (step 0 = the prefill, step ``t >= 1`` = one new token
-    per row). Each ``fn(h) -> h'`` edits the residual at that site for this forward only,
-    ``h`` of shape ``(batch, seq_of_this_call, d_model)``, aligned with
-    ``ctx.input_ids``/``ctx.position_ids``. Several controllers' edits at one site are
-    composed in list order.
+    Once, before anything runs, with the model/handle given to :func:`sample`: validate
+    sites and vector widths here and raise early.
+``before(step, ctx)``
+    Act before the forward (step 0 = the prefill, step ``t >= 1`` = one new token per
+    row): e.g. run a second model on ``ctx.input_ids`` and decide something.
+``reads(step, ctx) -> Mapping[site, fn(h) -> None] | None``
+    Read the residual at a site during this forward (``h`` of shape ``(batch,
+    seq_of_this_call, d_model)``, aligned with ``ctx.input_ids``/``ctx.position_ids``);
+    a read sees the stream before any edit at the same site.
+``edits(step, ctx) -> Mapping[site, fn(h) -> h'] | None``
+    Edit the residual at a site for this forward only. Several controllers' edits at one
+    site are composed in list order. Sites run in the model's execution order, so an
+    edit at a later site can use what a read at an earlier one saw.
 ``select(step, logits, proposed, ctx) -> tokens | None``
-    Called after the forward with the last position's logits ``(batch, vocab)`` and the
-    sampled tokens ``(batch,)``; may return replacement tokens (a tensor or a list with
-    ``None`` for "keep"), e.g. a token emitted by another model.
+    After the forward, with the last position's logits ``(batch, vocab)`` and the sampled
+    tokens ``(batch,)``: may return replacement tokens (a tensor or a list with ``None``
+    for "keep"), e.g. a token emitted by another model.
+``after(step, ctx)``
+    Observe, after the step's tokens are appended and ``ctx.done`` is updated (the
+    ``callback=`` argument of :func:`sample` is one more ``after``).
 
-``callback(step, ctx)`` is a plain observer, called after each step's tokens are
-appended and ``ctx.done`` is updated. ``ctx`` is a :class:`StepContext`: the rows of
+``ctx`` is a :class:`StepContext`: the rows of
 the running batch with their ``prompt_index``/``sample_index``, this call's
 ``input_ids``/``position_ids``, the full ``attention_mask`` (cache + this call), the
 tokens generated so far, ``done``, and ``extra`` — one dict per row that ends up in
@@ -265,14 +280,26 @@ def step_uniform(keys: torch.Tensor, step: int) -> torch.Tensor:
 
 
 def choose_tokens(
-    logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    u: torch.Tensor,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row."""
+    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row.
+
+    ``allowed`` (bool, like ``logits``) restricts the choice to those tokens: the
+    distribution is renormalised over them (each row needs at least one).
+    """
     if not torch.isfinite(logits).all():
         raise ValueError(
             "non-finite logits (NaN/inf): the model or its dtype overflowed; load it in "
             "float32 or check the weights"
         )
+    if allowed is not None:
+        if not bool(allowed.any(-1).all()):
+            raise ValueError("allowed leaves a row without any token to choose")
+        logits = logits.masked_fill(~allowed, float("-inf"))
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -412,15 +439,26 @@ def _compose(f, g):
     return lambda h: g(f(h))
 
 
+def _reader(read):
+    def edit(h):
+        read(h)
+        return h
+
+    return edit
+
+
 def _merged_edits(controllers, step: int, ctx: StepContext) -> dict:
+    """Every controller's reads, then every controller's edits, one function per site."""
     merged: dict = {}
-    for c in controllers:
-        fn = getattr(c, "edits", None)
-        got = fn(step, ctx) if fn is not None else None
-        for site, edit in (got or {}).items():
-            if edit is None:
-                continue
-            merged[site] = _compose(merged[site], edit) if site in merged else edit
+    for hook in ("reads", "edits"):
+        for c in controllers:
+            fn = getattr(c, hook, None)
+            got = fn(step, ctx) if fn is not None else None
+            for site, f in (got or {}).items():
+                if f is None:
+                    continue
+                edit = _reader(f) if hook == "reads" else f
+                merged[site] = _compose(merged[site], edit) if site in merged else edit
     return merged
 
 
@@ -509,8 +547,8 @@ def sample(
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not 0 <= temperature < float("inf"):  # NaN fails every comparison
+        raise ValueError(f"temperature must be finite and >= 0 (0 = greedy), got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -529,6 +567,14 @@ def sample(
         if hasattr(c, "setup"):
             c.setup(model)
     prompt_list, prompt_ids = _encode_prompts(prompts, tok, add_special_tokens)
+    cfg_ = getattr(module, "config", None)
+    limit = getattr(cfg_, "max_position_embeddings", None) or getattr(cfg_, "n_positions", None)
+    longest = max(len(x) for x in prompt_ids)
+    if isinstance(limit, int) and longest + max_new_tokens > limit:
+        raise ValueError(
+            f"the longest prompt ({longest} tokens) plus max_new_tokens ({max_new_tokens}) "
+            f"exceeds the model's {limit} positions: shorten the prompt or lower max_new_tokens"
+        )
     device = next(module.parameters()).device if module is not None else torch.device("cpu")
 
     rows = [(i, j) for i in range(len(prompt_ids)) for j in range(n)]
@@ -680,6 +726,9 @@ def _run_batch(
             sample_index=sample_index[alive],
             extra=[extra[b] for b in alive_list],
         )
+        for c in controllers:
+            if hasattr(c, "before"):
+                c.before(t, ctx)
         edits = _merged_edits(controllers, t, ctx)
         res = runner.run(
             inp,
@@ -733,6 +782,9 @@ def _run_batch(
         done[alive] = now_done
         ctx.done, ctx.tokens, ctx.stepped = now_done, tokens, live
         ctx.generated = gen[alive, : t + 1]
+        for c in controllers:
+            if hasattr(c, "after"):
+                c.after(t, ctx)
         if callback is not None:
             callback(t, ctx)
         if bool(now_done.all()):

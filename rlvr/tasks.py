@@ -11,7 +11,7 @@ that cannot) and the format of a completion (for format-collapse shares). Two ki
   are exact (the task's own grammar).
 - :class:`MathTask` — GSM8K / MATH500-style JSONL; answers checked by
   :mod:`rlvr.answers`, spans labelled by a (pluggable) sentence labeller from
-  :mod:`rlvr.reasoning`, a heuristic.
+  :mod:`rlvr.labelling` (default: the rule labeller, a heuristic).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +81,22 @@ class OrganismTask:
     def segment_start(self, prefix: str, next_text: str) -> str | None:
         return self.chain.segment_start(prefix, next_text)
 
+    def __post_init__(self) -> None:
+        # routers and the per-step records ask about the same prefixes within a step
+        self._can_begin = lru_cache(maxsize=1 << 16)(self.chain.can_begin)
+        self._schedule = lru_cache(maxsize=1 << 16)(self.chain.schedule)
+
     def can_begin(self, prefix: str) -> frozenset[str]:
-        return self.chain.can_begin(prefix)
+        return self._can_begin(prefix)
 
     def schedule(self, prefix: str) -> str | None:
         """The ground-truth schedule (see ``PermutationChain.schedule``)."""
-        return self.chain.schedule(prefix)
+        return self._schedule(prefix)
+
+    @property
+    def schedule_labels(self) -> tuple[str, ...]:
+        """The labels the ground-truth schedule decides (it never fires ``direct``)."""
+        return tuple(self.chain.SCHEDULE_LABELS)
 
     def format_of(self, completion: str) -> str:
         return self.chain.format_of(completion)
@@ -160,10 +171,23 @@ class MathTask:
     schedule = None  # real reasoning has no ground-truth schedule
 
     def segment_start(self, prefix: str, next_text: str) -> str | None:
+        """The label of the sentence ``next_text`` begins after ``prefix`` (None: none).
+
+        Only the token's text is labelled; a labeller too costly to call per candidate
+        token (an LLM) names a cheaper one in its ``token_labeller`` attribute.
+        """
         from .reasoning import segment_start_label
 
-        lab = segment_start_label(prefix, next_text, self.labeller)
+        labeller = getattr(self.labeller, "token_labeller", None) or self.labeller
+        lab = segment_start_label(prefix, next_text, labeller)
         return None if lab == "other" else lab
+
+    def can_begin(self, prefix: str) -> frozenset[str]:
+        """The labels some next token could begin after ``prefix`` (the completion so far):
+        all six at a sentence boundary, none elsewhere (inside a word, a sentence or math)."""
+        from .reasoning import CATEGORIES, at_sentence_boundary
+
+        return frozenset(CATEGORIES) if at_sentence_boundary(prefix) else frozenset()
 
     def format_of(self, completion: str) -> str:
         spans = self.spans("", completion)

@@ -2,26 +2,60 @@
 
 ``Steer(vectors, coef, positions, op)`` adds (or ablates) vectors at sites and chosen
 positions; pass it as ``controller=`` to :func:`rlvr.sampling.sample`, or wrap plain
-forward passes with ``with steer.applied(handle): ...``.
+forward passes with ``with steer.applied(handle): ...``. :mod:`steering.hybrid` holds the
+hybrid decoder (scheduling alone) and its routers; :func:`recovery` the recovered gap.
+
+Names are imported on first use, so ``import steering.config`` (and with it the ``rsteer``
+command line) does not pull in torch.
 """
 
-from .steer import OPS, POSITIONS, Steer
+from __future__ import annotations
 
-__all__ = ["OPS", "POSITIONS", "Steer"]
+import importlib
+from typing import Any
 
-# the hybrid decoder (scheduling alone): routers, modes, controls, recovery
-from .hybrid import HybridDecoder, HybridEvent, HybridGeneration, HybridResult  # noqa: E402
+# public name -> submodule that defines it
+_EXPORTS = {
+    "OPS": "steer",
+    "POSITIONS": "steer",
+    "Steer": "steer",
+    # the hybrid decoder (scheduling alone): routers, modes, controls
+    **{
+        name: "hybrid"
+        for name in (
+            "AnyPositionRandomRouter",
+            "EveryBoundaryRouter",
+            "FirstDecisionRouter",
+            "GroundTruthRouter",
+            "HybridDecoder",
+            "HybridEvent",
+            "HybridGeneration",
+            "HybridResult",
+            "ModelRouter",
+            "ProbeRouter",
+            "Router",
+            "RouterStack",
+            "TimingRandomRouter",
+            "check_same_tokenizer",
+            "router_quality",
+        )
+    },
+}
+
+# eager: the submodule ``steering.recovery`` shares its name with the function (numpy only)
 from .recovery import Recovery, recovery  # noqa: E402
-from .routers import ModelRouter, ProbeRouter, RandomRouter  # noqa: E402
 
-__all__ += [
-    "HybridDecoder",
-    "HybridEvent",
-    "HybridGeneration",
-    "HybridResult",
-    "ModelRouter",
-    "ProbeRouter",
-    "RandomRouter",
-    "Recovery",
-    "recovery",
-]
+__all__ = [*_EXPORTS, "Recovery", "recovery"]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'steering' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,7 +2,7 @@
 
 rsteer run data/experiments/organism.toml        # the whole study -> report
 rsteer validate CONFIG                           # check a config, load nothing
-rsteer passk|extract|sweep|select|hybrid|budget|diff|formats CONFIG
+rsteer passk|extract|sweep|select|hybrid|temperature|budget|diff|formats CONFIG
                                                  # one stage (earlier ones from cache)
 rsteer diff-checkpoints BASE RL [--other RL2]    # update sparsity between checkpoints
 rsteer organism train [--recipe R] [--out DIR]   # retrain the shipped model organism
@@ -12,6 +12,7 @@ rsteer organism eval  [--out DIR]                # re-measure its card
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -23,26 +24,56 @@ STAGE_HELP = {
     "sweep": "held-out probe AUROC per site and label vs shuffled-label and random-direction "
     "baselines; fit and save one vector per label",
     "select": "choose the steering site and coefficient on the dev split",
-    "hybrid": "hybrid decoding on the test split for each router, mode and control; recovery "
-    "with CI and steered-token fraction",
+    "hybrid": "hybrid decoding on the test split for each router, mode and control (the RL "
+    "router model keeps its own KV cache); recovery with CI and steered-token fraction",
+    "temperature": "base, RL and hybrids over the temperature grid: the gap at each "
+    "temperature and how much of it a temperature change alone recovers",
     "budget": "recovery against the share of tokens the router touches (threshold sweep)",
     "diff": "update sparsity base -> RL (bf16/fp32) and overlap across RL seeds",
     "formats": "format shares over RL steps from the training logs",
 }
 
 
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: first letter up, the rest as written (keeps RL, AUROC, KV)."""
+    return text[:1].upper() + text[1:]
+
+
+def _threads(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of threads")
+    return n
+
+
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="experiment TOML file (see data/experiments/organism.toml)")
     p.add_argument("--out", help="output folder (overrides [experiment] output)")
     p.add_argument("--force", action="store_true", help="recompute cached stages")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (they are off anyway when stderr is not a terminal)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (overrides [experiment] threads; default 1 on a CPU device, "
+        "which avoids stalls when other processes share the cores)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="rsteer",
-        description="Test what RL post-training adds to a model: pass@k, strategy probes, "
-        "steering, and a hybrid decoder that measures scheduling alone.",
+        description="Test what RL post-training adds to a model: pass@k, strategy probes "
+        "(AUROC against baselines), steering, and a hybrid decoder that measures scheduling "
+        "alone. Models load from local folders only; nothing is downloaded.",
     )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser(
@@ -57,29 +88,35 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="check an experiment file without loading any model",
         description="Check an experiment file: unknown sections or keys, wrong "
-        "types, missing model or data paths, k larger than n, sites "
-        "out of range. Reports file:line and loads no model.",
+        "types, values out of range, missing model folders or data files, k larger than n, "
+        "sites out of range, labels or classes the task does not have, a device this machine "
+        "lacks. Reports file:line and loads no model.",
     )
     p.add_argument("config", help="experiment TOML file")
     for name, text in STAGE_HELP.items():
         p = sub.add_parser(
             name,
             help=text,
-            description=text.capitalize() + ". Stages it "
+            description=_sentence(text) + ". Stages it "
             "depends on are taken from the cache or run first.",
         )
         _add_config(p)
     p = sub.add_parser(
         "diff-checkpoints",
-        help="update sparsity between two checkpoints",
+        help="update sparsity between two checkpoints (base -> RL)",
         description="Share of parameters RL changed (|delta| > tol after casting "
         "to dtype), per layer; with --other, overlap of two RL seeds.",
     )
-    p.add_argument("base")
-    p.add_argument("rl")
+    p.add_argument("base", help="base checkpoint folder")
+    p.add_argument("rl", help="RL checkpoint folder (trained from base)")
     p.add_argument("--other", help="a second RL checkpoint of the same base")
-    p.add_argument("--tol", type=float, default=1e-5)
-    p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    p.add_argument("--tol", type=float, default=1e-5, help="|delta| above this counts as updated")
+    p.add_argument(
+        "--dtype",
+        default="bf16",
+        choices=["bf16", "fp16", "fp32"],
+        help="compare after casting both to this dtype",
+    )
     p = sub.add_parser(
         "organism",
         help="train or evaluate the shipped model organism",
@@ -91,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     osub = p.add_subparsers(dest="organism_cmd", required=True)
     q = osub.add_parser(
         "train",
-        help="pretrain the base and run GRPO for both RL seeds",
+        help="pretrain the base and run GRPO (RL) for both seeds",
         description="Reproduce data/organism from scratch with the settings "
         "and seeds of a recipe TOML (CPU, tens of minutes).",
     )
@@ -119,12 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args):
     from .config import load_config
 
-    over = {"experiment": {"output": args.out}} if getattr(args, "out", None) else None
+    over: dict[str, dict] = {"experiment": {}}
+    if getattr(args, "out", None):
+        over["experiment"]["output"] = args.out
+    if getattr(args, "threads", None):
+        over["experiment"]["threads"] = args.threads
     return load_config(args.config, over)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the toolkit never downloads: models load from local folders, the hub stays offline
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from .config import ConfigError
 
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,9 +39,20 @@ from rlvr import passk as pk
 from rlvr.sampling import sample
 from rlvr.tasks import load_task
 
-from .config import Config, load_config
+from . import check_same_tokenizer  # exported by the package (steering.hybrid)
+from .config import Config, ConfigError, checkpoint_problem, load_config
 
-STAGES = ("passk", "extract", "sweep", "select", "hybrid", "budget", "diff", "formats")
+STAGES = (
+    "passk",
+    "extract",
+    "sweep",
+    "select",
+    "hybrid",
+    "temperature",
+    "budget",
+    "diff",
+    "formats",
+)
 
 
 def _hash(obj: Any) -> str:
@@ -49,6 +61,44 @@ def _hash(obj: Any) -> str:
 
 def _file_sha(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _study_of(config: dict | None) -> dict | None:
+    """A config dict without the keys that do not change results (the thread count)."""
+    if not config:
+        return config
+    return {**config, "experiment": {**config["experiment"], "threads": None}}
+
+
+def progress_enabled(requested: bool) -> bool:
+    """Draw bars only where they redraw in place: a terminal, or Jupyter (tqdm.auto widgets).
+
+    Redirected to a log file, a bar would append a line per refresh, so it is off there.
+    """
+    if not requested:
+        return False
+    if any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__):  # Jupyter: widgets
+        return True
+    return sys.stderr.isatty()
+
+
+def stage_bar(stages: Sequence[str], progress: bool) -> tqdm:
+    """The outer "stages" bar: on top (position 0), kept when done; inner bars go below it."""
+    return tqdm(
+        stages, desc="stages", disable=not progress, position=0, leave=True, dynamic_ncols=True
+    )
+
+
+def resolve_threads(cfg: Config) -> int:
+    """Torch CPU threads for a run: ``[experiment] threads``, else 1 on a CPU device.
+
+    More threads than free cores makes every batch wait on a descheduled thread (one
+    organism batch: 30.6 s at torch's default 2 threads next to another busy process, 0.74 s
+    at 1), so a CPU run uses 1 unless told otherwise; a GPU run keeps torch's default.
+    """
+    if cfg.experiment.threads > 0:
+        return cfg.experiment.threads
+    return 1 if cfg.models.device == "cpu" else torch.get_num_threads()
 
 
 def _versions() -> dict[str, str]:
@@ -74,10 +124,17 @@ class Run:
     _models: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.progress = progress_enabled(self.progress)
+        self.cache_log: dict[str, str] = {}  # stage -> "hit" | "computed"
         self.out = Path(self.cfg.experiment.output)
         (self.out / "cache").mkdir(parents=True, exist_ok=True)
         t = self.cfg.task
-        self.task = load_task(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None)
+        kw: dict[str, Any] = {}
+        if t.kind != "organism":  # real-model traces: spans from the configured labeller
+            from rlvr.labelling import load_labeller
+
+            kw["labeller"] = load_labeller(t.labeller, cache_dir=self.out / "cache" / "labeller")
+        self.task = load_task(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None, **kw)
         self.classes = t.classes or self.task.classes
         self.max_new_tokens = self.cfg.sampling.max_new_tokens or self.task.max_new_tokens
         self.seed = self.cfg.experiment.seed
@@ -87,6 +144,9 @@ class Run:
         if which not in self._models:
             m = self.cfg.models
             path = {"base": m.base, "rl": m.rl}[which]
+            problem = checkpoint_problem(Path(path), path)  # local folders only: no download
+            if problem:
+                raise ConfigError(f"{self.cfg.where('models', which)}: {problem}")
             dtype = getattr(torch, m.dtype)
             self._models[which] = probes.wrap(path, backend=m.backend, device=m.device, dtype=dtype)
         return self._models[which]
@@ -131,6 +191,7 @@ class Run:
         if path.exists() and not self.force:
             d = json.loads(path.read_text())
             if d.get("key") == k:
+                self.cache_log[stage] = "hit"
                 if self.progress:
                     print(f"[{stage}] cached")
                 return d["value"]
@@ -138,6 +199,7 @@ class Run:
         value = fn()
         value["seconds"] = round(time.perf_counter() - t0, 2)
         probes.store.atomic_write_bytes(path, json.dumps({"key": k, "value": value}).encode())
+        self.cache_log[stage] = "computed"
         if self.progress:
             print(f"[{stage}] done in {value['seconds']:.1f}s")
         return value
@@ -156,7 +218,10 @@ class Run:
         )
 
     def sample(self, which: str, problems: Sequence[Any], n: int, seed: int):
-        kw = self.sampling_kwargs(problems, n, seed)
+        return self.sample_with(which, self.sampling_kwargs(problems, n, seed))
+
+    def sample_with(self, which: str, kw: dict[str, Any]):
+        """Sample ``which`` ("base" or "rl") with :meth:`sampling_kwargs`-style settings."""
         if self.cfg.sampling.backend == "vllm":  # pass@k only: no controllers
             from rlvr.sampling_vllm import sample_vllm
 
@@ -188,6 +253,10 @@ def stage_passk(run: Run) -> dict:
     cfg = run.cfg
     s = cfg.sampling
     problems = run.problems("test")
+    try:  # another vocabulary: the RL model's samples would be scored through the wrong one
+        check_same_tokenizer(run.model("base").tokenizer, run.model("rl").tokenizer, what="RL")
+    except ValueError as err:
+        raise ConfigError(f"{cfg.where('models', 'rl')}: {err}") from err
     key = ["passk", run.settings_key(), cfg.hybrid.n_boot]
 
     def compute() -> dict:
@@ -262,6 +331,9 @@ def stage_extract(run: Run) -> probes.ActivationTable:
     base = run.model("base")
     sites = base.sites("resid_post") if e.sites == ["all"] else [Site.parse(x) for x in e.sites]
     key = ["extract", run.settings_key(), asdict(e), [s.name for s in sites]]
+    if run.cfg.task.kind != "organism":  # the spans come from the configured labeller
+        lab = run.cfg.task.labeller
+        key.append(["labeller", _file_sha(lab) if Path(lab).is_file() else lab])
     store_path = run.out / "cache" / f"store-{_hash(key)}"
 
     def compute() -> dict:
@@ -287,7 +359,11 @@ def stage_extract(run: Run) -> probes.ActivationTable:
 
 def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
     sw = run.cfg.sweep
-    labels = [x for x in table.label_names if int(table.mask(x).sum()) >= 2]
+    from probes.probe import MIN_PER_CLASS
+
+    counts = {x: int(table.mask(x).sum()) for x in table.label_names}
+    labels = [x for x, c in counts.items() if c >= MIN_PER_CLASS]
+    too_few = {x: c for x, c in counts.items() if c < MIN_PER_CLASS}
     res = probes.layer_sweep(
         table,
         labels,
@@ -311,6 +387,7 @@ def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
         "vectors": vectors,
         "vector_sha": vector_sha,
         "best_site": {lab: res.best_site(lab).name for lab in labels},
+        "too_few_rows": too_few,  # labels left out: fewer rows than a probe can be judged on
         "_result": res,
     }
 
@@ -372,23 +449,34 @@ def run_experiment(
     progress: bool = True,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Run an experiment file end to end; returns the results dict (also written to disk)."""
+    """Run an experiment file end to end; returns the results dict (also written to disk).
+
+    Sets torch's CPU thread count for the process first (:func:`resolve_threads`; recorded
+    in ``results.json`` under ``settings``).
+    """
     cfg = config if isinstance(config, Config) else load_config(config)
     wanted = list(stages) if stages else list(STAGES)
     bad = [s for s in wanted if s not in STAGES]
     if bad:
         raise ValueError(f"unknown stage {bad[0]!r}: use any of {', '.join(STAGES)}")
+    threads = resolve_threads(cfg)
+    torch.set_num_threads(threads)
     run = Run(cfg, progress=progress, force=force)
     t0 = time.perf_counter()
     res: dict[str, Any] = {
         "config": cfg.to_dict(),
+        "settings": {"threads": torch.get_num_threads(), "device": cfg.models.device},
         "versions": _versions(),
         "fingerprints": {w: run.model(w).fingerprint.to_dict() for w in ("base", "rl")},
     }
+    if getattr(run.task, "labeller", None) is not None:
+        from rlvr.labelling import labeller_report
+
+        res["labeller"] = labeller_report(run.task.labeller)
     from . import hybrid_stages
     from .report import write_report
 
-    bar = tqdm(wanted, desc="stages", disable=not progress)
+    bar = stage_bar(wanted, run.progress)
     table = sweep = None
     for stage in bar:
         bar.set_postfix_str(stage)
@@ -401,7 +489,7 @@ def run_experiment(
             table = table if table is not None else stage_extract(run)
             sweep = stage_sweep(run, table)
             res["sweep"] = {k: v for k, v in sweep.items() if not k.startswith("_")}
-        elif stage in ("select", "hybrid", "budget"):
+        elif stage in hybrid_stages.STAGE_FUNCS:
             if sweep is None:
                 table = table if table is not None else stage_extract(run)
                 sweep = stage_sweep(run, table)
@@ -414,10 +502,11 @@ def run_experiment(
         elif stage == "formats":
             res["formats"] = stage_formats(run)
     res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["cache"] = dict(run.cache_log)
     previous = run.out / "results.json"
     if stages and previous.exists():  # one stage: keep the other stages' results
         old = json.loads(previous.read_text())
-        if old.get("config") == res["config"]:
+        if _study_of(old.get("config")) == _study_of(res["config"]):
             res = {**old, **res}
     write_report(run.out, res, sweep.get("_result") if sweep else None)
     return res

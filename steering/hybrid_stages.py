@@ -1,18 +1,27 @@
-"""The runner's hybrid stages: ``select`` (dev), ``hybrid`` and ``budget`` (test).
+"""The runner's scheduling study: ``select`` (dev), ``hybrid``, ``temperature``, ``budget`` (test).
 
 - ``select`` chooses the steering site (among the ``n_sites`` best by probe AUROC for the
-  first hybrid label) and the coefficient on the *dev* split, with the RL-model router in
-  steer mode; it also fits the probe router: a classifier on the *base* model's
-  activations at the chosen site, labelled by where the *RL* model starts each strategy on
-  its own dev traces (what the base would need to know to schedule like RL).
-- ``hybrid`` runs every router x mode and the controls on the *test* split; accuracy per
-  problem over ``n`` samples; recovery against the pass@1 of base and RL from ``passk``.
-- ``budget`` sweeps the RL router's confidence threshold: recovery against the share of
-  tokens it touches.
+  first hybrid label) and coefficient on the *dev* split, with the RL router in steer
+  mode, by hit rate (how often the steered base begins the label the router fired).
+- ``hybrid`` runs every router in every mode on the test problems of ``[hybrid] classes``:
+  the real routers (``rl``; ``probe``, a probe on the base trained on the RL model's
+  decisions; ``base_probe``, a probe on the base trained on the ground-truth schedule), the
+  reference schedules (``ground_truth`` — the positive control, also run with the other
+  ``exclusive`` setting; ``every_boundary``; ``first_decision`` — the negative control) and
+  the controls (``random_timing`` matched per router, ``random_any_position``, and for the
+  RL router in steer mode ``random_vector``, ``bias_only``, ``rerank``). Every run records
+  its recovery (paired bootstrap CI over problems) and, where the task has a ground-truth
+  schedule, the router's precision, recall and AUROC on its own generations.
+- ``temperature`` measures base, RL and the hybrids of ``temperature_routers`` over the
+  temperature grid: the gap at each temperature, at the base's best, and how much of the
+  gain a temperature change alone recovers.
+- ``budget`` sweeps the RL router's confidence threshold (handoff): recovery against the
+  share of tokens touched.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -20,16 +29,30 @@ import numpy as np
 import probes
 from probes import Site
 
-from .hybrid import HybridDecoder
-from .recovery import recovery
-from .routers import ModelRouter, ProbeRouter
+from .hybrid import (
+    AnyPositionRandomRouter,
+    EveryBoundaryRouter,
+    FirstDecisionRouter,
+    GroundTruthRouter,
+    HybridDecoder,
+    ModelRouter,
+    ProbeRouter,
+    RouterStack,
+    TimingRandomRouter,
+    router_quality,
+)
+from .recovery import recovery, recovery_difference
+
+TEST_SEED = 4  # offset of the test-split hybrid draws from the experiment seed
+INSIDE = "<inside>"
+
+
+# -- shared pieces -------------------------------------------------------------------------
 
 
 def _key(run, res: dict) -> list:
     """Cache key shared by the hybrid stages: the run's settings, [hybrid] and [extract], the
     vectors' content and the pass@k samples recovery is measured against."""
-    from dataclasses import asdict
-
     pk = res["passk"]["raw"]
     return [
         run.settings_key(),
@@ -74,9 +97,9 @@ def _vectors(run, res: dict, labels: list[str], site: Site) -> dict[str, probes.
     return out
 
 
-def _accuracy(run, problems, hres, n: int) -> np.ndarray:
+def _accuracy(run, problems, out, n: int) -> np.ndarray:
     acc = np.zeros(len(problems))
-    for g in hres.generations:
+    for g in out.generations:
         acc[g.prompt_index] += run.task.verify(problems[g.prompt_index], g.text) > 0.5
     return acc / n
 
@@ -115,12 +138,18 @@ def _examples(run, problems, out, k: int = 6) -> list[dict]:
     ]
 
 
-def _generate(run, dec: HybridDecoder, problems, n: int, seed: int):
-    return dec.generate(
-        **run.sampling_kwargs(problems, n, seed),
-        batch_size=run.cfg.sampling.batch_size,
-        progress=run.progress,
-    )
+def _generate(run, dec: HybridDecoder, problems, n: int, seed: int, temperature=None):
+    kw = run.sampling_kwargs(problems, n, seed)
+    if temperature is not None:
+        kw["temperature"] = temperature
+    return dec.generate(**kw, batch_size=run.cfg.sampling.batch_size, progress=run.progress)
+
+
+def _has_schedule(task) -> bool:
+    return callable(getattr(task, "schedule", None))
+
+
+# -- select (dev) ------------------------------------------------------------------------------
 
 
 def stage_select(run, res: dict, table) -> dict:
@@ -133,7 +162,7 @@ def stage_select(run, res: dict, table) -> dict:
 
     def compute() -> dict:
         grid = []
-        router = ModelRouter(run.model("rl"), run.task.segment_start)
+        router = ModelRouter(run.model("rl"), run.task.segment_start, labels=labels)
         for site in sites:
             vecs = _vectors(run, res, labels, Site.parse(site))
             for coef in h.coefs:
@@ -164,15 +193,13 @@ def stage_select(run, res: dict, table) -> dict:
     return run.cached("select", key, compute)
 
 
-INSIDE = "<inside>"
+# -- probe routers ---------------------------------------------------------------------------
 
 
 def _with_inside_spans(traces, tokenizer) -> list[probes.LabeledTrace]:
-    """Add an ``INSIDE`` span for every completion token that begins no strategy segment.
-
-    With decision pooling these rows are the positions where the model chose *not* to
-    start a segment: the negatives a router probe must see (it is asked at every token).
-    """
+    """Add an ``INSIDE`` span for every completion token that begins no strategy segment:
+    with decision pooling these are the positions where nothing began (the negatives a
+    router probe must see: it is asked at every token)."""
     out = []
     for t in traces:
         starts = {s.start for s in t.spans}
@@ -186,190 +213,387 @@ def _with_inside_spans(traces, tokenizer) -> list[probes.LabeledTrace]:
     return out
 
 
-def _probe_router(run, res: dict, site: Site, labels: list[str]):
-    """A classifier on *base* activations at ``site`` for what the *RL* model does next.
+def _schedule_spans(traces, tokenizer, schedule) -> list[probes.LabeledTrace]:
+    """Relabel each completion token by the ground-truth schedule of the prefix before it
+    (``INSIDE`` where the schedule fires nothing): what a base-only router must predict."""
+    out = []
+    for t in traces:
+        enc = tokenizer(t.text, return_offsets_mapping=True)
+        spans = []
+        for a, b in enc["offset_mapping"]:
+            if b > a and a >= t.scored_from and a > 0:
+                spans.append(probes.Span(a, b, schedule(t.text[:a]) or INSIDE))
+        out.append(probes.LabeledTrace(t.text, spans, scored_from=t.scored_from))
+    return out
 
-    Trained on the RL model's own dev traces, read through the base model: at every
-    completion position, which segment (if any) the RL model began with the next token.
-    Classes outside the hybrid labels (and ``INSIDE``) map to "do not fire".
-    """
+
+def _fit_probe_router(run, traces, site: Site, labels: list[str], model=None):
     from sklearn.linear_model import LogisticRegression
 
-    traces = run.dev_traces("rl", run.seed + 3)
-    present = sorted({s.label for t in traces for s in t.spans} & set(labels))
-    if not traces or not present:
-        return None, "the RL model's dev traces use none of the hybrid labels"
-    base = run.model("base")
-    traces = _with_inside_spans(traces, base.tokenizer)
-    table = probes.extract(base, traces, [site], "decision", rest=False, progress=False)
-    X = table.X(site).numpy()
+    table = probes.extract(
+        run.model("base"), traces, [site], "decision", rest=False, progress=False
+    )
     y = np.array(table.labels)
-    if len(set(y)) < 2:
-        return None, "the probe's training data has a single class"
-    clf = LogisticRegression(max_iter=2000, random_state=run.seed).fit(X, y)
-    return ProbeRouter(
-        clf,
-        site,
-        labels={c: (c if c in present else None) for c in clf.classes_},
-        model=run.model("rl"),
-    ), None
+    present = sorted(set(y.tolist()) & set(labels))
+    if not present or len(set(y.tolist())) < 2:
+        return None, "its training data holds none of the hybrid labels, or a single class"
+    clf = LogisticRegression(max_iter=2000, random_state=run.seed).fit(table.X(site).numpy(), y)
+    router = ProbeRouter(
+        clf, site, labels={c: (c if c in present else None) for c in clf.classes_}, model=model
+    )
+    return router, None
 
 
-def _record(
-    name: str,
-    router: str,
-    mode: str,
-    control: str | None,
-    acc: np.ndarray,
-    out,
-    base: np.ndarray,
-    rl: np.ndarray,
-    n_boot: int,
-    seed: int,
-) -> dict:
-    r: dict[str, Any] = {
-        "name": name,
-        "router": router,
-        "mode": mode,
-        "control": control,
-        "acc": float(acc.mean()),
-        "steered_fraction": float(out.steered_fraction),
-        "label_shares": {str(k): v for k, v in out.label_shares.items()},
-        "acc_per_problem": acc.tolist(),
-    }
-    try:
-        rec = recovery(acc, base, rl, n_boot=n_boot, seed=seed)
-        r.update(recovery=rec.value, recovery_ci=list(rec.ci))
-    except ValueError as e:
-        r.update(recovery=None, recovery_ci=None, refused=str(e))
-    return r
+def _probe_router(run, site: Site, labels: list[str], model=None):
+    """A probe on *base* activations at ``site`` for what the *RL* model begins next,
+    trained on the RL model's own dev traces."""
+    traces = run.dev_traces("rl", run.seed + 3)
+    traces = _with_inside_spans(traces, run.model("base").tokenizer)
+    return _fit_probe_router(run, traces, site, labels, model)
 
 
-def _test_setup(run, res: dict, table):
-    """What the test-split stages share: the dev selection, test problems, base/RL pass@1."""
-    sel = res.get("select") or stage_select(run, res, table)
+def _base_probe_router(run, site: Site, labels: list[str]):
+    """A probe on *base* activations at ``site`` for the ground-truth schedule, trained on
+    the *base's* own dev traces: does the base know when, with no RL model at all?"""
+    if not _has_schedule(run.task):
+        return None, "the task has no ground-truth schedule to train it on"
+    traces = run.dev_traces("base", run.seed + 5)
+    traces = _schedule_spans(traces, run.model("base").tokenizer, run.task.schedule)
+    return _fit_probe_router(run, traces, site, labels)
+
+
+# -- the test-split problems and the study's routers ------------------------------------------
+
+
+def hybrid_problems(run, res: dict) -> tuple[list, np.ndarray, np.ndarray]:
+    """The hybrid's test problems (``[hybrid] classes``, ``n_problems`` per class) and the
+    per-problem pass@1 of base and RL on them, from the ``passk`` stage."""
+    h, pk = run.cfg.hybrid, res["passk"]["raw"]
     n_pk = res["passk"]["n"]
-    base = np.array(res["passk"]["raw"]["base_correct"]) / n_pk
-    rl = np.array(res["passk"]["raw"]["rl_correct"]) / n_pk
-    return sel, Site.parse(sel["site"]), run.problems("test"), base, rl
+    where = {uid: i for i, uid in enumerate(pk["problems"])}
+    problems = run.problems("test")
+    classes = h.classes or sorted({run.task.cls_of(p) for p in problems})
+    keep, counts = [], dict.fromkeys(classes, 0)
+    for p in problems:
+        c = run.task.cls_of(p)
+        if c in counts and (h.n_problems == 0 or counts[c] < h.n_problems):
+            keep.append(p)
+            counts[c] += 1
+    idx = [where[run.task.uid(p)] for p in keep]
+    base = np.array(pk["base_correct"], float)[idx] / n_pk
+    rl = np.array(pk["rl_correct"], float)[idx] / n_pk
+    return keep, base, rl
 
 
-TEST_SEED = 4  # offset of the test-split hybrid draws from the experiment seed
+class _Study:
+    """The routers of one study and how each run is measured (built once per stage)."""
+
+    def __init__(self, run, res: dict, sel: dict):
+        self.run, self.res, self.h = run, res, run.cfg.hybrid
+        self.labels = sel["labels"]
+        self.site = Site.parse(sel["site"])
+        self.coef = sel["coef"]
+        self.vecs = _vectors(run, res, self.labels, self.site)
+        self.problems, self.base, self.rl = hybrid_problems(run, res)
+        self.notes: dict[str, str] = {}
+        self._routers: dict[str, Any] = {}
+
+    def emit_for(self, router) -> str:
+        """The study's emission rule; routers without a model emit the label's token."""
+        return self.h.emit if getattr(router, "model", None) is not None else "label"
+
+    def router(self, name: str):
+        if name in self._routers:
+            return self._routers[name]
+        run, task, labels = self.run, self.run.task, self.labels
+        needs_model = self.h.emit in ("sample", "argmax")
+        rl_router = ModelRouter(run.model("rl"), task.segment_start, labels=labels)
+        r, note = None, None
+        if name == "rl":
+            r = rl_router
+        elif name == "probe":
+            r, note = _probe_router(
+                run, self.site, labels, run.model("rl") if needs_model else None
+            )
+        elif name == "base_probe":
+            r, note = _base_probe_router(run, self.site, labels)
+        elif name == "ground_truth":
+            r = GroundTruthRouter(task, [x for x in task.schedule_labels if x in labels])
+        elif name == "every_boundary":
+            every = self.h.every_boundary or labels[:1]
+            rest = [x for x in task.schedule_labels if x in labels and x not in every]
+            r = RouterStack(GroundTruthRouter(task, rest), EveryBoundaryRouter(task, every))
+        elif name == "first_decision":
+            r = FirstDecisionRouter(rl_router)
+        if r is None:
+            self.notes[name] = note or "not available"
+        self._routers[name] = r
+        return r
+
+    def decoder(self, router, mode: str, **kw) -> HybridDecoder:
+        emit = self.emit_for(router) if mode == "handoff" else None
+        kw.setdefault("exclusive", self.h.exclusive)
+        return HybridDecoder(
+            self.run.model("base"),
+            router,
+            self.vecs if mode == "steer" else None,
+            task=self.run.task,
+            mode=mode,
+            emit=emit,
+            coef=self.coef,
+            labels=self.labels,
+            **kw,
+        )
+
+    def measure(self, dec, name, router_name, control=None, temperature=None, base=None, rl=None):
+        """Generate on the hybrid problems; record accuracy, recovery and router quality."""
+        h, run = self.h, self.run
+        n = 1 if temperature == 0 else h.n
+        out = _generate(run, dec, self.problems, n, run.seed + TEST_SEED, temperature)
+        acc = _accuracy(run, self.problems, out, n)
+        base = self.base if base is None else base
+        rl = self.rl if rl is None else rl
+        rec: dict[str, Any] = {
+            "name": name,
+            "router": router_name,
+            "mode": dec.mode,
+            "emit": dec.emit,
+            "exclusive": dec.exclusive,
+            "control": control,
+            "acc": float(acc.mean()),
+            "acc_per_problem": acc.tolist(),
+            "steered_fraction": float(out.steered_fraction),
+            "label_shares": {str(k): v for k, v in out.label_shares.items()},
+            "eligible_rates": {str(k): v for k, v in out.eligible_rates.items()},
+            "hit_rate": _hit_rate(run, self.problems, out),
+        }
+        try:
+            r = recovery(acc, base, rl, n_boot=h.n_boot, seed=run.seed)
+            rec.update(recovery=r.value, recovery_ci=list(r.ci))
+        except ValueError as e:
+            rec.update(recovery=None, recovery_ci=None, refused=str(e))
+        if _has_schedule(run.task):
+            q = router_quality(out, n_boot=min(200, h.n_boot), seed=run.seed)
+            rec["quality"] = {str(k): v for k, v in q.items()}
+        return rec, out
 
 
-def _measure(run, dec, problems, name, router, mode, control, base, rl):
-    """Generate on the test problems, score, and record recovery: (record, output, accuracy)."""
-    h = run.cfg.hybrid
-    out = _generate(run, dec, problems, h.n, run.seed + TEST_SEED)
-    acc = _accuracy(run, problems, out, h.n)
-    return _record(name, router, mode, control, acc, out, base, rl, h.n_boot, run.seed), out, acc
+# -- hybrid (test) ---------------------------------------------------------------------------
+
+
+def _test_selection(run, res: dict, table) -> dict:
+    return res.get("select") or stage_select(run, res, table)
 
 
 def stage_hybrid(run, res: dict, table) -> dict:
     h = run.cfg.hybrid
-    sel, site, problems, base, rl = _test_setup(run, res, table)
-    coef, labels = sel["coef"], sel["labels"]
+    sel = _test_selection(run, res, table)
     key = ["hybrid", _key(run, res), _sel_key(sel)]
 
     def compute() -> dict:
-        vecs = _vectors(run, res, labels, site)
+        st = _Study(run, res, sel)
         runs: list[dict] = []
         examples: list[dict] = []
-        probe_note = None
-        main_acc = None
         for rname in h.routers:
-            if rname == "rl":
-                router = ModelRouter(run.model("rl"), run.task.segment_start)
-            else:  # "probe" (config validation admits only these two)
-                router, probe_note = _probe_router(run, res, site, labels)
-                if router is None:
-                    continue
+            router = st.router(rname)
+            if router is None:
+                continue
             for mode in h.modes:
-                dec = HybridDecoder(
-                    run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels
-                )
-                name = f"{rname}/{mode}"
-                rec, out, acc = _measure(run, dec, problems, name, rname, mode, None, base, rl)
+                if mode == "steer" and rname in ("every_boundary", "first_decision"):
+                    continue  # reference schedules of timing: compared in handoff mode only
+                dec = st.decoder(router, mode)
+                rec, out = st.measure(dec, f"{rname}/{mode}", rname)
                 runs.append(rec)
-                if name == "rl/steer":
-                    main_acc = acc
-                    examples = _examples(run, problems, out)
-                # random timing at the same rate for every router and mode; the vector and
-                # token-selection controls for the RL router in steer mode
-                ctl = {
-                    "random_rate": dict(
-                        random_firing=True,
-                        firing_rate=out.steered_fraction,
-                        label_shares=out.label_shares,
-                    ),
-                    "random_vector": dict(random_vectors=True, control_seed=run.seed),
-                    "bias_only": dict(bias_only=True),
-                    "rerank": dict(rerank=True),
-                }
-                for c in h.controls:
-                    if c != "random_rate" and name != "rl/steer":
-                        continue
-                    if c == "bias_only" and len(labels) < 2:
-                        continue  # one label: bias-only is the vector itself
-                    cdec = dec.with_controls(**ctl[c])
-                    name_c = f"{name} control: {c}"
-                    runs.append(_measure(run, cdec, problems, name_c, rname, mode, c, base, rl)[0])
-        pass1: dict[str, dict] = {}
-        if main_acc is not None:
-            from rlvr.passk import bootstrap_ci
-
-            classes = np.array([run.task.cls_of(p) for p in problems])
-            for c in ["all", *sorted(set(classes))]:
-                m = np.ones(len(classes), bool) if c == "all" else classes == c
-                lo, hi = bootstrap_ci(main_acc[m], n_boot=h.n_boot, seed=run.seed)
-                pass1[c] = {"mean": float(main_acc[m].mean()), "low": float(lo), "high": float(hi)}
+                if rname == "rl" and mode == h.modes[0]:
+                    examples = _examples(run, st.problems, out)
+                if rname == "ground_truth" and mode == h.modes[0]:
+                    other = st.decoder(router, mode, exclusive=not h.exclusive)
+                    tag = "exclusive" if other.exclusive else "non-exclusive"
+                    runs.append(st.measure(other, f"{rname}/{mode} ({tag})", rname)[0])
+                if rname not in ("rl", "probe", "base_probe"):
+                    continue
+                for c, cdec in _controls(st, router, dec, rec, rname, mode):
+                    name = f"{rname}/{mode} control: {c}"
+                    runs.append(st.measure(cdec, name, rname, control=c)[0])
         return {
-            "site": site.name,
-            "coef": coef,
-            "labels": labels,
+            "site": st.site.name,
+            "coef": st.coef,
+            "labels": st.labels,
+            "classes": sorted({run.task.cls_of(p) for p in st.problems}),
             "n": h.n,
-            "n_problems": len(problems),
-            "acc_base": float(base.mean()),
-            "acc_rl": float(rl.mean()),
+            "n_problems": len(st.problems),
+            "exclusive": h.exclusive,
+            "emit": h.emit,
+            "acc_base": float(st.base.mean()),
+            "acc_rl": float(st.rl.mean()),
+            "acc_base_per_problem": st.base.tolist(),
+            "acc_rl_per_problem": st.rl.tolist(),
+            "has_schedule": _has_schedule(run.task),
             "runs": runs,
-            "pass1": pass1,
             "examples": examples,
-            "example_run": "rl/steer",
-            "probe_note": probe_note,
+            "example_run": f"rl/{h.modes[0]}",
+            "notes": st.notes,
         }
 
     return run.cached("hybrid", key, compute)
 
 
-def stage_budget(run, res: dict, table) -> dict:
+def _controls(st: _Study, router, dec: HybridDecoder, rec: dict, rname: str, mode: str):
+    """(control name, decoder) pairs for one real router's run."""
+    h, run = st.h, st.run
+    out = []
+    first = mode == h.modes[0]  # the timing controls run in the study's first mode
+    for c in h.controls:
+        if c == "random_timing" and first:
+            rates = {k: v for k, v in rec["eligible_rates"].items() if v > 0}
+            if rates:
+                ctl = TimingRandomRouter(
+                    rates, run.task, seed=run.seed, model=getattr(router, "model", None)
+                )
+                out.append((c, st.decoder(ctl, mode)))
+        elif c == "random_any_position" and rname == "rl" and first:
+            shares = rec["label_shares"] or {st.labels[0]: 1.0}
+            ctl = AnyPositionRandomRouter(
+                rec["steered_fraction"], shares, seed=run.seed, model=getattr(router, "model", None)
+            )
+            out.append((c, st.decoder(ctl, mode)))
+        elif rname == "rl" and mode == "steer" and c in ("random_vector", "bias_only", "rerank"):
+            if c == "bias_only" and len(st.labels) < 2:
+                continue
+            changes = {
+                "random_vector": dict(random_vectors=True, control_seed=run.seed),
+                "bias_only": dict(bias_only=True),
+                "rerank": dict(rerank=True),
+            }[c]
+            out.append((c, dec.replace(**changes)))
+    return out
+
+
+def timing_comparisons(hy: dict, n_boot: int, seed: int) -> list[dict]:
+    """Each real router against its random-timing control, and the ground truth against
+    every-boundary, as paired differences of recovery (CI over problems)."""
+    base = np.array(hy["acc_base_per_problem"])
+    rl = np.array(hy["acc_rl_per_problem"])
+    by_name = {r["name"]: r for r in hy["runs"]}
+    pairs = []
+    for r in hy["runs"]:
+        if r.get("control") == "random_timing":
+            real = by_name.get(r["name"].split(" control:")[0])
+            if real is not None:
+                pairs.append((real, r))
+    for mode in ("handoff", "steer"):
+        a = by_name.get(f"ground_truth/{mode}")
+        for b in (
+            by_name.get(f"every_boundary/{mode}"),
+            next((r for n, r in by_name.items() if n.startswith(f"ground_truth/{mode} (")), None),
+        ):
+            if a and b:
+                pairs.append((a, b))
+    out = []
+    for a, b in pairs:
+        try:
+            d, ci = recovery_difference(
+                a["acc_per_problem"], b["acc_per_problem"], base, rl, n_boot=n_boot, seed=seed
+            )
+        except ValueError:
+            continue
+        out.append({"a": a["name"], "b": b["name"], "difference": d, "ci": list(ci)})
+    return out
+
+
+# -- temperature ------------------------------------------------------------------------------
+
+
+def stage_temperature(run, res: dict, table) -> dict:
     h = run.cfg.hybrid
-    sel, site, problems, base, rl = _test_setup(run, res, table)
-    coef, labels = sel["coef"], sel["labels"]
-    key = [
-        "budget",
-        _key(run, res),
-        _sel_key(sel),
-        sorted(r["name"] for r in res.get("hybrid", {}).get("runs", [])),
-    ]
+    sel = _test_selection(run, res, table)
+    key = ["temperature", _key(run, res), _sel_key(sel)]
 
     def compute() -> dict:
-        vecs = _vectors(run, res, labels, site)
-        pts = []
-        done = {r["name"]: r for r in res.get("hybrid", {}).get("runs", [])}
-        for mode in h.modes:
-            for tau in h.thresholds:
-                if tau == 0.0 and f"rl/{mode}" in done:  # the hybrid stage ran exactly this
-                    r = {k: v for k, v in done[f"rl/{mode}"].items() if k != "acc_per_problem"}
-                    pts.append({**r, "name": f"tau={tau}", "threshold": tau})
-                    continue
-                router = ModelRouter(run.model("rl"), run.task.segment_start, tau=tau)
-                dec = HybridDecoder(
-                    run.model("base"), router, vecs, mode=mode, coef=coef, labels=labels
+        st = _Study(run, res, sel)
+        grid = []
+        study_t = run.cfg.sampling.temperature
+        for temp in h.temperatures:
+            n = 1 if temp == 0 else h.n
+            if temp == study_t:
+                base, rl = st.base, st.rl  # the passk stage's larger sample
+            else:
+                kw = run.sampling_kwargs(st.problems, n, run.seed + TEST_SEED)
+                kw["temperature"] = temp
+                base, rl = (
+                    run.score(st.problems, run.sample_with(w, kw)) / n for w in ("base", "rl")
                 )
-                r = _measure(run, dec, problems, f"tau={tau}", "rl", mode, None, base, rl)[0]
-                r["threshold"] = tau
-                r.pop("acc_per_problem")
-                pts.append(r)
+            row: dict[str, Any] = {
+                "temperature": temp,
+                "n": res["passk"]["n"] if temp == study_t else n,
+                "base": float(base.mean()),
+                "rl": float(rl.mean()),
+                "base_per_problem": base.tolist(),
+                "rl_per_problem": rl.tolist(),
+                "hybrids": [],
+            }
+            try:
+                r = recovery(rl, base, rl, n_boot=h.n_boot, seed=run.seed)
+                row["gap"], row["gap_ci"] = r.gap, list(r.gap_ci)
+            except ValueError:
+                diff = rl - base
+                idx = np.random.default_rng(run.seed).integers(0, len(diff), (h.n_boot, len(diff)))
+                boot = diff[idx].mean(1)
+                row["gap"] = float(diff.mean())
+                row["gap_ci"] = [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
+            for rname in h.temperature_routers:
+                router = st.router(rname)
+                if router is None:
+                    continue
+                dec = st.decoder(router, "handoff")
+                rec, _ = st.measure(
+                    dec, f"{rname}/handoff", rname, temperature=temp, base=base, rl=rl
+                )
+                rec.pop("acc_per_problem")
+                row["hybrids"].append(rec)
+            grid.append(row)
+        best = max(grid, key=lambda g: g["base"])
+        ref = next((g for g in grid if g["temperature"] == study_t), grid[0])
+        t_alone = None
+        try:
+            r = recovery(
+                best["base_per_problem"],
+                ref["base_per_problem"],
+                ref["rl_per_problem"],
+                n_boot=h.n_boot,
+                seed=run.seed,
+            )
+            t_alone = {"value": r.value, "ci": list(r.ci)}
+        except ValueError as e:
+            t_alone = {"value": None, "ci": None, "refused": str(e)}
+        return {
+            "grid": grid,
+            "study_temperature": study_t,
+            "best_temperature": best["temperature"],
+            "temperature_alone": t_alone,
+            "notes": st.notes,
+        }
+
+    return run.cached("temperature", key, compute)
+
+
+# -- budget -----------------------------------------------------------------------------------
+
+
+def stage_budget(run, res: dict, table) -> dict:
+    h = run.cfg.hybrid
+    sel = _test_selection(run, res, table)
+    key = ["budget", _key(run, res), _sel_key(sel)]
+
+    def compute() -> dict:
+        st = _Study(run, res, sel)
+        pts = []
+        for tau in h.thresholds:
+            router = ModelRouter(run.model("rl"), run.task.segment_start, tau=tau, labels=st.labels)
+            rec, _ = st.measure(st.decoder(router, "handoff"), f"tau={tau}", "rl")
+            rec["threshold"] = tau
+            rec.pop("acc_per_problem")
+            pts.append(rec)
         return {
             "points": [p for p in pts if p.get("recovery") is not None],
             "refused": [p for p in pts if p.get("recovery") is None],
@@ -378,4 +602,9 @@ def stage_budget(run, res: dict, table) -> dict:
     return run.cached("budget", key, compute)
 
 
-STAGE_FUNCS = {"select": stage_select, "hybrid": stage_hybrid, "budget": stage_budget}
+STAGE_FUNCS = {
+    "select": stage_select,
+    "hybrid": stage_hybrid,
+    "temperature": stage_temperature,
+    "budget": stage_budget,
+}

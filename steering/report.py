@@ -14,6 +14,14 @@ import numpy as np
 
 from probes.store import atomic_write_bytes
 
+from .report_scheduling import (
+    attach_comparisons,
+    scheduling_section,
+    scheduling_verdicts,
+    temperature_verdicts,
+    write_plots,
+)
+
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
@@ -59,16 +67,6 @@ def plot_passk(res: dict, path: Path) -> None:
                 label=who.upper() if who == "rl" else who,
             )
             ax.fill_between(ks, d[who]["low"], d[who]["high"], color=color, alpha=0.2)
-        hyb = res.get("hybrid", {}).get("pass1", {}).get(c)
-        if hyb is not None:
-            ax.errorbar(
-                [1],
-                [hyb["mean"]],
-                yerr=[[hyb["mean"] - hyb["low"]], [hyb["high"] - hyb["mean"]]],
-                fmt="s",
-                color="C2",
-                label="hybrid (pass@1)",
-            )
         ks_star = d["crossover"]["k_star"]
         if ks_star:
             ax.axvline(ks_star, color="gray", ls="--", lw=0.8)
@@ -90,39 +88,6 @@ def plot_sweep(sweep_result, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     _plot(sweep_result, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_recovery(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    runs = [r for r in res["hybrid"]["runs"] if r.get("recovery") is not None]
-    if not runs:
-        return
-    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(runs) + 2), 3.4))
-    xs = np.arange(len(runs))
-    rec = [r["recovery"] for r in runs]
-    lo = [r["recovery"] - r["recovery_ci"][0] for r in runs]
-    hi = [r["recovery_ci"][1] - r["recovery"] for r in runs]
-    colors = ["C2" if not r.get("control") else "C7" for r in runs]
-    ax.bar(xs, rec, color=colors, yerr=[lo, hi], capsize=3)
-    for x, r in zip(xs, runs):
-        ax.text(
-            x,
-            0.02,
-            f"{100 * r['steered_fraction']:.0f}%",
-            ha="center",
-            fontsize=7,
-            rotation=90,
-            va="bottom",
-        )
-    ax.set_xticks(xs, [r["name"] for r in runs], rotation=35, ha="right", fontsize=7)
-    ax.axhline(0, color="black", lw=0.6)
-    ax.axhline(1, color="gray", lw=0.6, ls="--")
-    ax.set_ylabel("gap recovered")
-    ax.set_title("hybrid recovery (grey = controls; % = tokens touched)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -301,66 +266,8 @@ def _verdicts(res: dict) -> list[str]:
             + "."
             + note
         )
-    hy = res.get("hybrid")
-    if hy and hy.get("runs"):
-        runs = hy["runs"]
-        for r in [r for r in runs if not r.get("control")]:
-            if r.get("recovery") is None:
-                out.append(
-                    f"**Scheduling alone ({r['name']})**: not measurable — {r.get('refused')}"
-                )
-                continue
-            lo, hi = r["recovery_ci"]
-            ctrl = next(
-                (
-                    c
-                    for c in runs
-                    if c.get("control") == "random_rate"
-                    and c["router"] == r["router"]
-                    and c["mode"] == r["mode"]
-                    and c.get("recovery") is not None
-                ),
-                None,
-            )
-            if lo > 0 and (ctrl is None or lo > ctrl["recovery_ci"][1]):
-                word = "supported" + (
-                    f" (above random timing at the same rate, {_pct(ctrl['recovery'])})"
-                    if ctrl
-                    else " (no random-timing control was run)"
-                )
-            elif lo > 0:
-                word = (
-                    f"not supported: random timing at the same rate recovers "
-                    f"{_pct(ctrl['recovery'])}{_ci(*ctrl['recovery_ci'])} — when does not matter"
-                )
-            elif hi < 0:
-                word = "not supported: it hurts (CI below 0)"
-            else:
-                word = "not supported (CI includes 0)"
-            if lo > 0 and r["steered_fraction"] > 0.5:
-                word += (
-                    ", and the router touches most tokens: this is closer to running the "
-                    "RL model than to scheduling"
-                )
-            out.append(
-                f"**Scheduling alone ({r['name']})**: recovers {_pct(r['recovery'])}"
-                f"{_ci(lo, hi)} of the RL gain while touching "
-                f"{_pct(r['steered_fraction'])} of tokens — {word}."
-            )
-        ctrl = [r for r in runs if r.get("control")]
-        if ctrl:
-            out.append(
-                "Controls: "
-                + "; ".join(
-                    f"{r['name']} {_pct(r['recovery'])}{_ci(*r['recovery_ci'])}"
-                    if r.get("recovery") is not None
-                    else f"{r['name']} not measurable"
-                    for r in ctrl
-                )
-                + "."
-            )
-        if hy.get("probe_note"):
-            out.append(f"The probe router was not run: {hy['probe_note']}.")
+    out += scheduling_verdicts(res)
+    out += temperature_verdicts(res)
     df = res.get("diff")
     if df:
         s = df["sparsity"]
@@ -403,15 +310,14 @@ def _verdicts(res: dict) -> list[str]:
 
 
 def summary_table(res: dict) -> str:
-    """The headline table (also printed by the CLI)."""
-    rows = ["| measure | base | RL | hybrid (RL router, steer) |", "|---|---|---|---|"]
+    """The headline table (also printed by the CLI): pass@k per class, then the scheduling
+    study's reference schedules and routers (handoff, the verdict's setting)."""
+    rows = ["| measure | base | RL | gap recovered (tokens touched) |", "|---|---|---|---|"]
     pk = res.get("passk")
     if pk:
         for c, d in pk["per_class"].items():
-            hyb = res.get("hybrid", {}).get("pass1", {}).get(c)
             rows.append(
-                f"| pass@1 ({c}) | {_pct(d['base']['mean'][0])} | {_pct(d['rl']['mean'][0])} | "
-                f"{_pct(hyb['mean']) if hyb else ''} |"
+                f"| pass@1 ({c}) | {_pct(d['base']['mean'][0])} | {_pct(d['rl']['mean'][0])} | |"
             )
             rows.append(
                 f"| pass@{pk['ks'][-1]} ({c}) | {_pct(d['base']['mean'][-1])} | "
@@ -420,12 +326,39 @@ def summary_table(res: dict) -> str:
     hy = res.get("hybrid")
     if hy:
         for r in hy.get("runs", []):
+            if r.get("control") or "(" in r["name"]:
+                continue
+            rec = (
+                f"{_pct(r['recovery'])}{_ci(*r['recovery_ci'])}"
+                if r.get("recovery") is not None
+                else "n/a"
+            )
+            rows.append(f"| hybrid {r['name']} | | | {rec} ({_pct(r['steered_fraction'])}) |")
+    tp = res.get("temperature")
+    if tp:
+        for g in tp["grid"]:
+            t = "greedy" if g["temperature"] == 0 else f"T = {g['temperature']:g}"
             rows.append(
-                f"| recovery {r['name']} | | | {_pct(r.get('recovery'))}"
-                f"{_ci(*r['recovery_ci']) if r.get('recovery') is not None else ''}"
-                f" ({_pct(r['steered_fraction'])} tokens) |"
+                f"| pass@1 at {t} (hybrid problems) | {_pct(g['base'])} | {_pct(g['rl'])} | |"
             )
     return "\n".join(rows)
+
+
+def _labeller_lines(res: dict) -> list[str]:
+    """Which labeller produced the strategy spans, and its measured agreement if any."""
+    lab = res.get("labeller")
+    if not lab:
+        return []
+    a = lab.get("agreement")
+    if a:
+        measured = (
+            f"agreement with annotated traces ({lab['measured_on']}, {a['n_sentences']} "
+            f"sentences): accuracy {a['accuracy']:.2f}, macro-F1 {a['macro_f1']:.2f}, "
+            f"kappa {a['kappa']:.2f}; majority baseline {a['majority_accuracy']:.2f}"
+        )
+    else:
+        measured = f"agreement not measured ({lab['measured_on']})"
+    return [f"Strategy spans labelled by the **{lab['name']}** labeller; {measured}.", ""]
 
 
 def write_report(out: Path, res: dict, sweep_result=None) -> None:
@@ -434,14 +367,14 @@ def write_report(out: Path, res: dict, sweep_result=None) -> None:
     plots = []
     if "passk" in res:
         plot_passk(res, out / "passk.png")
-        plots.append(("pass@k, base vs RL (hybrid pass@1 as a square)", "passk.png"))
+        plots.append(("pass@k, base vs RL", "passk.png"))
     if sweep_result is not None:
         plot_sweep(sweep_result, out / "sweep.png")
     if res.get("sweep") and (out / "sweep.png").exists():
         plots.append(("probe AUROC by layer, with baselines", "sweep.png"))
-    if res.get("hybrid", {}).get("runs"):
-        plot_recovery(res, out / "recovery.png")
-        plots.append(("gap recovered by the hybrid, with controls", "recovery.png"))
+    attach_comparisons(res)
+    plots += write_plots(res, out)
+    if res.get("hybrid", {}).get("examples"):
         plot_router_trace(res, out / "router.png")
         plots.append(("where the router fired", "router.png"))
     if res.get("budget", {}).get("points"):
@@ -473,10 +406,12 @@ def write_report(out: Path, res: dict, sweep_result=None) -> None:
         "",
         summary_table(res),
         "",
+        *_labeller_lines(res),
         "## Verdicts",
         "",
         *[f"- {v}" for v in _verdicts(res)],
         "",
+        *scheduling_section(res),
         "## Figures",
         "",
         *[f"![{cap}]({p})\n" for cap, p in plots],

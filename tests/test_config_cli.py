@@ -15,14 +15,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _write(tmp_path, body: str, model_dir=None) -> Path:
     dev = tmp_path / "dev.jsonl"
-    dev.write_text('{"start": "a", "hops": 9, "cls": "main"}\n')
+    dev.write_text(
+        '{"start": "a", "hops": 9, "cls": "main"}\n{"start": "b", "hops": 27, "cls": "long"}\n'
+    )
     spec = tmp_path / "task.json"
     spec.write_text("{}")
     base = model_dir("llama") if model_dir else tmp_path
+    experiment = "" if "[experiment]" in body else '[experiment]\nname = "t"\n'
     text = f"""
-[experiment]
-name = "t"
-
+{experiment}
 [models]
 base = "{base}"
 rl = "{base}"
@@ -154,3 +155,220 @@ def test_bad_model_dtype_and_class(tmp_path, model_dir):
     p.write_text(p.read_text().replace('rl = "', 'dtype = "bf16"\nrl = "'))
     with pytest.raises(ConfigError, match=r"\[models\] dtype: unknown dtype 'bf16'"):
         load_config(p)
+
+
+# -- values that parse but are wrong: each caught before any model loads, with file:line ----
+
+BAD_VALUES = [
+    ("\n[extract]\nn_traces = -5\n", r"\[extract\] n_traces: n_traces = -5"),
+    ("\n[extract]\nn_traces = 0\n", r"\[extract\] n_traces: n_traces = 0"),
+    ("\n[extract]\nsites = []\n", r"\[extract\] sites: give at least one site"),
+    ('\n[extract]\nsites = ["all", "1"]\n', r"\[extract\] sites: \"all\" already means"),
+    (
+        '\n[extract]\nsites = ["1", "blocks.1.hook_resid_post"]\n',
+        r"\[extract\] sites: layer 1 resid_post is listed twice",
+    ),
+    ('\n[extract]\nsites = ["1.resid_mid"]\n', r"\[extract\] sites: cannot read a site"),
+    ('\n[extract]\nlabels = ["chek"]\n', r"\[extract\] labels: unknown label 'chek'"),
+    ('\n[extract]\nlabels = ["check", "check"]\n', r"\[extract\] labels: 'check' is listed"),
+    ("\n[extract]\nlabels = [3]\n", r"\[extract\] labels: every entry must be str"),
+    ('\n[extract]\nbaseline = "steps"\n', r"\[extract\] baseline: unknown label 'steps'"),
+    ("\n[experiment]\nseed = -3\n", r"\[experiment\] seed: seed = -3 is out of range"),
+    ("\n[experiment]\nseed = 4294967296\n", r"\[experiment\] seed: .* out of range"),
+    ("\n[experiment]\nthreads = -1\n", r"\[experiment\] threads: threads = -1"),
+    ("\n[experiment]\nthreads = 100000\n", r"\[experiment\] threads: 100000 threads"),
+    ('\n[experiment]\nname = " "\n', r"\[experiment\] name: give a name"),
+    ('\n[experiment]\noutput = ""\n', r"\[experiment\] output: give an output folder"),
+    ("\n[sampling]\ntemperature = 0.0\n", r"\[sampling\] temperature: temperature = 0 is greedy"),
+    ("\n[sampling]\ntemperature = nan\n", r"\[sampling\] temperature: must be a finite number"),
+    ("\n[sampling]\ntemperature = -0.5\n", r"\[sampling\] temperature: need temperature >= 0"),
+    ("\n[sampling]\ntop_p = 0\n", r"\[sampling\] top_p: need 0 < top_p <= 1"),
+    ("\n[sampling]\nmax_new_tokens = 100000\n", r"\[sampling\] max_new_tokens: .* 256 positions"),
+    ("\n[sampling]\nmax_new_tokens = -1\n", r"\[sampling\] max_new_tokens: must be >= 0"),
+    ("\n[sampling]\nbatch_size = 0\n", r"\[sampling\] batch_size: must be >= 1"),
+    ('\n[sampling]\nbackend = "vllm"\n', r"\[sampling\] backend: vllm samples on a GPU"),
+    ('\nclasses = ["main", "main"]\n', r"\[task\] classes: 'main' is listed twice"),
+    ('\nclasses = ["short"]\n', r"\[task\] classes: unknown class 'short'"),
+    ("\n[sweep]\nn_boot = 0\n", r"\[sweep\] n_boot: need n_boot >= 1"),
+    ("\n[sweep]\nn_random = 0\n", r"\[sweep\] n_random: need n_random >= 1"),
+    ("\n[extract]\nn_traces = 3\n[sweep]\nfolds = 4\n", r"\[sweep\] folds: 4 folds need"),
+    ("\n[diff]\ntol = -1e-5\n", r"\[diff\] tol: tol = -1e-05"),
+    ('\n[diff]\ndtypes = ["bf16", "bf16"]\n', r"\[diff\] dtypes: 'bf16' is listed twice"),
+    ('\n[formats]\nlogs = ["no-such-log.jsonl"]\n', r"\[formats\] logs: no log file at"),
+    ("\n[hybrid]\ncoefs = [1.0, inf]\n", r"\[hybrid\] coefs: every entry must be a finite"),
+]
+
+
+@pytest.mark.parametrize("body, message", BAD_VALUES)
+def test_wrong_values_name_key_and_line(tmp_path, model_dir, body, message):
+    with pytest.raises(ConfigError, match=r"exp.toml:\d+: " + message):
+        load_config(_write(tmp_path, body, model_dir))
+
+
+def _set(p: Path, section_line: str, old: str, new: str) -> Path:
+    """Replace ``old`` by ``new`` in the line that starts with ``section_line``."""
+    lines = p.read_text().splitlines()
+    i = next(i for i, t in enumerate(lines) if t.startswith(section_line))
+    lines[i] = lines[i].replace(old, new)
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def _partial_checkpoint(src: Path, dst: Path, drop: tuple[str, ...]) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        if not any(f.match(d) for d in drop):
+            (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda src, d: _partial_checkpoint(src, d, ("config.json",)), r"has no config.json"),
+        (
+            lambda src, d: _partial_checkpoint(src, d, ("*.safetensors", "*.bin")),
+            r"has config.json but no weights",
+        ),
+        (
+            lambda src, d: _partial_checkpoint(src, d, ("tokenizer*", "special_tokens_map.json")),
+            r"has no tokenizer files",
+        ),
+        (lambda src, d: (d.write_text("x"), d)[1], r"is a file; give the checkpoint folder"),
+    ],
+    ids=["no-config", "no-weights", "no-tokenizer", "a-file"],
+)
+def test_incomplete_checkpoint_folders(tmp_path, model_dir, make, message):
+    p = _write(tmp_path, "", model_dir)
+    bad = make(Path(model_dir("llama")), tmp_path / "ckpt")
+    _set(p, "rl =", str(model_dir("llama")), str(bad))
+    with pytest.raises(ConfigError, match=r"exp.toml:\d+: \[models\] rl: .*" + message):
+        load_config(p)
+
+
+def test_hub_id_is_refused_without_touching_the_network(tmp_path, model_dir, monkeypatch):
+    import socket
+
+    def no_network(*a, **k):
+        raise AssertionError("validation tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    p = _write(tmp_path, "", model_dir)
+    _set(p, "base =", str(model_dir("llama")), "Qwen/Qwen2.5-0.5B")
+    with pytest.raises(
+        ConfigError,
+        match=r"exp.toml:\d+: \[models\] base: no checkpoint folder .*never downloads.*hub id",
+    ):
+        load_config(p)
+
+
+def test_device_this_machine_lacks(tmp_path, model_dir):
+    import torch
+
+    device = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda:0"
+    p = _write(tmp_path, "", model_dir)
+    _set(p, "rl =", 'rl = "', f'device = "{device}"\nrl = "')
+    with pytest.raises(
+        ConfigError, match=r"exp.toml:\d+: \[models\] device: .*(not available|has)"
+    ):
+        load_config(p)
+    _set(p, "device =", device, "gpu")
+    with pytest.raises(ConfigError, match=r"\[models\] device: unknown device 'gpu'"):
+        load_config(p)
+
+
+def test_task_file_problems(tmp_path, model_dir):
+    p = _write(tmp_path, '\nclasses = ["main", "long"]\n', model_dir)
+    load_config(p)  # both classes present in dev (= test)
+    (tmp_path / "dev.jsonl").write_text('{"start": "a", "hops": 9, "cls": "main"}\n')
+    with pytest.raises(ConfigError, match=r"\[task\] dev: the dev split has no problems of class"):
+        load_config(p)
+    (tmp_path / "dev.jsonl").write_text("{not json\n")
+    with pytest.raises(ConfigError, match=r"\[task\] dev: cannot read its problems"):
+        load_config(p)
+    (tmp_path / "dev.jsonl").unlink()
+    (tmp_path / "dev.jsonl").mkdir()
+    with pytest.raises(ConfigError, match=r"\[task\] dev: .* is a folder"):
+        load_config(p)
+
+
+def test_spec_only_for_the_organism(tmp_path, model_dir):
+    p = _write(tmp_path, "", model_dir)
+    _set(p, "kind =", "organism", "gsm8k")
+    with pytest.raises(ConfigError, match=r"exp.toml:\d+: \[task\] spec: only the organism"):
+        load_config(p)
+
+
+def test_output_that_is_a_file(tmp_path, model_dir):
+    (tmp_path / "taken").write_text("x")
+    p = _write(tmp_path, f'\n[experiment]\noutput = "{tmp_path / "taken"}"\n', model_dir)
+    with pytest.raises(ConfigError, match=r"\[experiment\] output: .* is a file"):
+        load_config(p)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\n[extract]\nn_traces = -5\n",
+        "\n[experiment]\nseed = -3\n",
+        '\n[extract]\nlabels = ["x"]\n',
+    ],
+)
+def test_cli_refuses_before_loading_or_writing(tmp_path, model_dir, body, monkeypatch):
+    import probes.handles
+
+    def no_load(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(probes.handles, "load_hf", no_load)
+    p = _write(tmp_path, body, model_dir)
+    out = tmp_path / "out"
+    assert main(["validate", str(p)]) == 2
+    assert main(["run", str(p), "--out", str(out)]) == 2
+    assert not out.exists()  # nothing written
+
+
+def _help_texts(parser) -> dict[str, str]:
+    """Every description and help string of a parser and its sub-commands, by name."""
+    import argparse
+
+    out = {parser.prog: parser.description or ""}
+    for action in parser._actions:
+        if action.help and action.help != argparse.SUPPRESS:
+            out[f"{parser.prog} {'/'.join(action.option_strings) or action.dest}"] = action.help
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                out[f"{parser.prog} {choice.dest} (help)"] = choice.help or ""
+            for sub in action.choices.values():
+                out |= _help_texts(sub)
+    return out
+
+
+def test_help_keeps_acronyms_in_capitals():
+    import re
+
+    texts = _help_texts(build_parser())
+    assert len(texts) > 40
+    for name, text in texts.items():
+        assert not re.search(r"\b(?!RL\b|AUROC\b|KV\b)(?i:rl|auroc|kv)\b", text), (name, text)
+    assert "AUROC" in texts["rsteer sweep"] and "KV" in texts["rsteer hybrid"]
+    assert "RL" in texts["rsteer hybrid"] and "RL" in texts["rsteer passk"]
+    for stage, text in STAGE_HELP.items():
+        assert texts[f"rsteer {stage}"].startswith(text[0].upper() + text[1:])
+
+
+def test_threads_flag_takes_a_positive_count():
+    args = build_parser().parse_args(["run", "x.toml", "--threads", "2"])
+    assert args.threads == 2
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["run", "x.toml", "--threads", bad])
+
+
+def test_cli_keeps_the_hub_offline(tmp_path, model_dir, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert main(["validate", str(_write(tmp_path, "", model_dir))]) == 0
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"

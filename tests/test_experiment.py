@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from steering import experiment
 from steering.config import load_config
 from steering.experiment import run_experiment
 from steering.report import summary_table
@@ -19,7 +21,14 @@ TINY = {
     "sampling": {"n": 4, "ks": [1, 2, 4], "batch_size": 64},
     "extract": {"n_traces": 24},
     "sweep": {"folds": 2, "n_boot": 10, "n_random": 3},
-    "hybrid": {"coefs": [1.0], "n_sites": 1, "n": 2, "thresholds": [0.5], "n_boot": 50},
+    "hybrid": {
+        "coefs": [1.0],
+        "n_sites": 1,
+        "n": 2,
+        "n_problems": 3,
+        "thresholds": [0.5],
+        "n_boot": 50,
+    },
 }
 
 
@@ -40,6 +49,7 @@ def test_every_stage_lands_in_results(tiny_run):
         "sweep",
         "select",
         "hybrid",
+        "temperature",
         "budget",
         "diff",
         "formats",
@@ -54,7 +64,18 @@ def test_every_stage_lands_in_results(tiny_run):
     names = [r["name"] for r in disk["hybrid"]["runs"]]
     assert "rl/steer" in names and "rl/handoff" in names
     assert "rl/steer control: rerank" in names
-    assert {"rl/handoff control: random_rate", "rl/steer control: random_rate"} <= set(names)
+    assert {"rl/handoff control: random_timing", "rl/handoff control: random_any_position"} <= set(
+        names
+    )
+    # the reference schedules and both exclusive settings of the positive control
+    assert {"ground_truth/handoff", "ground_truth/handoff (non-exclusive)"} <= set(names)
+    assert {"every_boundary/handoff", "first_decision/handoff", "base_probe/handoff"} <= set(names)
+    gt = next(r for r in disk["hybrid"]["runs"] if r["name"] == "ground_truth/handoff")
+    assert gt["quality"]["check"]["precision"] in (None, 1.0) and gt["emit"] == "label"
+    assert disk["hybrid"]["comparisons"], "router vs random timing, ground truth vs every boundary"
+    temps = [g["temperature"] for g in disk["temperature"]["grid"]]
+    assert temps == [1.0, 0.7, 0.5, 0.0]
+    assert disk["temperature"]["best_temperature"] in temps
     assert {"bf16", "fp32"} <= set(disk["diff"]["sparsity"])
     assert disk["diff"]["overlap"], "two RL seeds give a seed overlap"
     assert len(disk["formats"]["logs"]) == 2
@@ -75,17 +96,21 @@ def test_report_numbers_come_from_results(tiny_run):
             assert f"{100 * r['recovery']:.1f}%" in report
 
 
-def test_rerun_uses_the_cache_and_keeps_other_stages(tiny_run, capsys):
+def test_rerun_uses_the_cache_and_keeps_other_stages(tiny_run):
     out, res, cfg = tiny_run
+    assert res["cache"]["passk"] == "computed" and res["cache"]["diff"] == "computed"
+    cache = {s: out / "cache" / f"{s}.json" for s in ("passk", "diff")}
+    before = {s: (p.stat().st_mtime_ns, p.read_bytes()) for s, p in cache.items()}
     again = run_experiment(cfg, stages=["passk", "diff"], progress=True)
-    printed = capsys.readouterr().out
-    assert "[passk] cached" in printed and "[diff] cached" in printed
+    assert again["cache"] == {"passk": "hit", "diff": "hit"}
+    assert {s: (p.stat().st_mtime_ns, p.read_bytes()) for s, p in cache.items()} == before
     assert again["passk"]["raw"]["base_correct"] == res["passk"]["raw"]["base_correct"]
     disk = json.loads((out / "results.json").read_text())
     assert "hybrid" in disk and "sweep" in disk  # a one-stage run keeps the rest
+    assert disk["cache"] == {"passk": "hit", "diff": "hit"}
 
 
-def test_changed_settings_miss_the_cache(tiny_run, capsys):
+def test_changed_settings_miss_the_cache(tiny_run):
     out, res, cfg = tiny_run
     changed = load_config(
         CONFIG,
@@ -95,5 +120,100 @@ def test_changed_settings_miss_the_cache(tiny_run, capsys):
             "sampling": {**TINY["sampling"], "top_p": 0.9},
         },
     )
-    run_experiment(changed, stages=["passk"], progress=True)
-    assert "[passk] cached" not in capsys.readouterr().out
+    old_key = json.loads((out / "cache" / "passk.json").read_text())["key"]
+    again = run_experiment(changed, stages=["passk"], progress=True)
+    assert again["cache"] == {"passk": "computed"}
+    assert json.loads((out / "cache" / "passk.json").read_text())["key"] != old_key
+
+
+def test_cpu_runs_default_to_one_thread_and_record_it(tiny_run):
+    out, _, _ = tiny_run
+    disk = json.loads((out / "results.json").read_text())
+    assert disk["settings"]["threads"] == 1 and disk["config"]["experiment"]["threads"] == 0
+
+
+def test_threads_from_the_command_line_are_applied_and_recorded(tmp_path, monkeypatch):
+    import torch
+
+    from steering.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        seen = {}
+        real = experiment.Run.__post_init__
+
+        def spy(self):  # the thread count in force when the run starts its work
+            seen["threads"] = torch.get_num_threads()
+            real(self)
+
+        monkeypatch.setattr(experiment.Run, "__post_init__", spy)
+        out = tmp_path / "run"
+        assert main(["formats", str(CONFIG), "--out", str(out), "--threads", "1"]) == 0
+        assert seen["threads"] == 1
+        disk = json.loads((out / "results.json").read_text())
+        assert disk["settings"]["threads"] == 1 and disk["config"]["experiment"]["threads"] == 1
+        assert disk["formats"]["logs"] and disk["cache"] == {}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_bars_are_off_in_a_log_file_and_on_in_a_terminal(monkeypatch, tmp_path):
+    cfg = load_config(CONFIG, {**TINY, "experiment": {"output": str(tmp_path)}})
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    run = experiment.Run(cfg, progress=True)
+    assert run.progress is False
+    assert experiment.stage_bar(["passk"], run.progress).disable is True
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert experiment.Run(cfg, progress=True).progress is True
+    assert experiment.Run(cfg, progress=False).progress is False  # --quiet wins
+    bar = experiment.stage_bar(["passk"], True)
+    try:
+        assert bar.disable is False and bar.pos == 0 and bar.leave is True
+    finally:
+        bar.close()
+
+
+def test_passk_refuses_an_rl_model_with_another_vocabulary(tmp_path, model_dir):
+    from steering.config import ConfigError
+
+    other = model_dir("llama", n_layers=2)  # the test tokenizer, not the organism's
+    cfg = load_config(
+        CONFIG,
+        {
+            **TINY,
+            "experiment": {"output": str(tmp_path / "out")},
+            "models": {"rl": str(other), "rl_other_seeds": []},
+            "extract": {"n_traces": 24, "sites": ["1"]},
+        },
+    )
+    with pytest.raises(ConfigError, match=r"\[models\] rl: the RL model's tokenizer differs"):
+        run_experiment(cfg, stages=["passk"], progress=False)
+    assert not (tmp_path / "out" / "cache" / "passk.json").exists()  # refused before sampling
+
+
+def test_bars_stay_on_in_jupyter(monkeypatch):
+    import tqdm.notebook
+
+    class NotebookBar(tqdm.notebook.tqdm):  # what tqdm.auto gives inside a Jupyter kernel
+        pass
+
+    monkeypatch.setattr(experiment, "tqdm", NotebookBar)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert experiment.progress_enabled(True) is True
+    assert experiment.progress_enabled(False) is False
+
+
+def test_models_load_from_local_folders_only(tmp_path, monkeypatch):
+    import socket
+
+    from steering.config import ConfigError
+
+    def no_network(*a, **k):
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    over = {**TINY, "experiment": {"output": str(tmp_path)}, "models": {"base": "Org/model"}}
+    cfg = load_config(CONFIG, over, check_paths=False)  # a config checked without its paths
+    with pytest.raises(ConfigError, match=r"\[models\] base: no checkpoint folder at 'Org/model'"):
+        run_experiment(cfg, stages=["formats"], progress=False)

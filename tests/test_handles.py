@@ -192,3 +192,31 @@ def test_logits_to_keep_returns_the_last_positions(backend, model_dir):
     last = h.run(**enc, logits_to_keep=1).logits
     assert last.shape[1] == 1
     torch.testing.assert_close(last[:, 0], full[:, -1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_one_checkpoint_one_fingerprint_and_tokenization_in_every_adapter(arch, model_dir):
+    # each adapter loads the checkpoint its own way, as a user would
+    from nnsight import LanguageModel
+    from transformer_lens.model_bridge import TransformerBridge
+
+    path = str(model_dir(arch))
+    hf = probes.wrap(path)
+    nn = probes.wrap(LanguageModel(path, dispatch=True))
+    tl = probes.wrap(TransformerBridge.boot_transformers(path, device="cpu"))
+    text = ["ab 12=c?d. xy", "q 3"]
+    ref_ids = hf.tokenizer(text)["input_ids"]
+    sites = [Site(0, "resid_pre"), Site(1), Site(2)]
+    enc = hf.encode(text)
+    mask = enc["attention_mask"].bool()
+    ref = hf.run(**enc, read=sites)
+    for other in (nn, tl):
+        assert other.fingerprint.matches(hf.fingerprint), other.backend
+        assert other.tokenizer(text)["input_ids"] == ref_ids, other.backend
+        enc2 = other.encode(text)
+        assert torch.equal(enc2["input_ids"], enc["input_ids"])
+        out = other.run(**enc2, read=sites)
+        for s in sites:
+            torch.testing.assert_close(out.acts[s][mask], ref.acts[s][mask], atol=1e-5, rtol=0)
+    # and another checkpoint of the same architecture is still told apart
+    assert not tl.fingerprint.matches(probes.wrap(model_dir(arch, seed=1)).fingerprint)

@@ -20,9 +20,14 @@ import probes
 from probes import Site
 from rlvr import sample
 from steering import Steer
-from steering.hybrid import HybridDecoder, HybridEvent
+from steering.hybrid import (
+    AnyPositionRandomRouter,
+    HybridDecoder,
+    HybridEvent,
+    ModelRouter,
+    ProbeRouter,
+)
 from steering.recovery import recovery
-from steering.routers import ModelRouter, ProbeRouter, RandomRouter
 
 PROMPTS = ["ab 12=c?d.", "xy 3", "hello world, 7+8=", "q"]
 D = 32
@@ -133,7 +138,9 @@ def test_same_seed_same_output_and_the_seed_matters(base, rl):
     assert a.samples.token_ids != c.samples.token_ids
 
 
-@pytest.mark.parametrize("mode,unless_base", [("steer", False), ("steer", True), ("handoff", True)])
+@pytest.mark.parametrize(
+    "mode,unless_base", [("steer", False), ("handoff", False), ("handoff", True)]
+)
 def test_cached_router_equals_recomputing_everything(base, rl, mode, unless_base):
     router = ModelRouter(rl, letters, unless_base=unless_base)
     hyb = HybridDecoder(base, router, _vecs(), mode=mode, coef=3.0)
@@ -184,22 +191,25 @@ def test_a_router_with_another_tokenizer_is_refused(base):
     with pytest.raises(ValueError, match="tokenizer differs.*ProbeRouter"):
         HybridDecoder(base, ModelRouter(other, always), mode="handoff")
     with pytest.raises(ValueError, match="ProbeRouter"):
-        HybridDecoder(base, RandomRouter(0.5, ["v"], model=other), mode="handoff")
+        HybridDecoder(base, AnyPositionRandomRouter(0.5, ["v"], model=other), mode="handoff")
 
 
 def test_log_positions_and_steered_fraction_on_a_constructed_router(base, rl):
-    def every_third(prefix: str, nxt: str):  # fires on completion lengths 0, 3, 6, ...
-        return ("v", "c")[len(prefix) // 3 % 2] if len(prefix) % 3 == 0 else None
+    def every_third(step: int):  # fires at generated tokens 0, 3, 6, ...
+        return ("v", "c")[step // 3 % 2] if step % 3 == 0 else None
 
-    router = ModelRouter(rl, every_third, include_prompt=False)
-    hyb = HybridDecoder(base, router, _vecs(), mode="steer", coef=2.0)
+    class EveryThird:  # a router written in a notebook: the protocol is one method
+        labels = ("v", "c")
+
+        def decide(self, view):
+            return [every_third(view.step) for _ in view.live]
+
+    hyb = HybridDecoder(base, EveryThird(), _vecs(), mode="steer", coef=2.0)
     res = hyb.generate(PROMPTS, n=2, **GREEDY)
-    tok = base.tokenizer
     for g, ids in zip(res.generations, [p for p in _prompt_ids(base) for _ in range(2)]):
         want = []
         for t in range(len(g.token_ids)):
-            prefix = tok.decode(g.token_ids[:t], skip_special_tokens=True)
-            label = every_third(prefix, "")
+            label = every_third(t)
             if label is not None:
                 want.append(HybridEvent(t, len(ids) + t - 1, label, "steer", g.token_ids[t]))
         assert g.log == want
@@ -234,7 +244,9 @@ def test_unless_base_fires_only_where_the_base_would_not_begin_the_label(base, r
     def vowel(prefix, nxt):
         return "v" if nxt[:1] in "aeiouxyz" else None
 
-    for mode in ("steer", "handoff"):
+    with pytest.raises(ValueError, match="not in steer mode"):
+        HybridDecoder(base, ModelRouter(rl, vowel, unless_base=True), vec, mode="steer")
+    for mode in ("handoff",):
         hyb = HybridDecoder(base, ModelRouter(rl, vowel, unless_base=True), vec, mode=mode)
         res = hyb.generate(PROMPTS, n=2, temperature=1.0, max_new_tokens=NEW, progress=False)
         n_fired = 0
@@ -292,7 +304,9 @@ def test_probe_router_decides_in_the_same_forward_from_base_activations(base, rl
         n_fired += len(g.log)
     assert 0 < n_fired < sum(g.n_tokens for g in res.generations)
     # handoff on the probe's decisions: the RL model emits the tokens the probe picks
-    ho = HybridDecoder(base, ProbeRouter(probe, read, model=rl), mode="handoff", labels=["v"])
+    ho = HybridDecoder(
+        base, ProbeRouter(probe, read, model=rl), mode="handoff", emit="argmax", labels=["v"]
+    )
     res = ho.generate(PROMPTS, **GREEDY)
     for g, ids in zip(res.generations, _prompt_ids(base)):
         seq = ids + g.token_ids
@@ -307,8 +321,8 @@ def test_probe_router_decides_in_the_same_forward_from_base_activations(base, rl
     # the decision must come before the vector in the forward pass
     with pytest.raises(ValueError, match="decision must come first"):
         HybridDecoder(base, ProbeRouter(probe, read), _vecs(labels=("v",), site=Site(0)))
-    with pytest.raises(ValueError, match="token model"):
-        HybridDecoder(base, ProbeRouter(probe, read), mode="handoff")
+    with pytest.raises(ValueError, match="router's model"):
+        HybridDecoder(base, ProbeRouter(probe, read), mode="handoff", emit="sample")
 
 
 # -- random router and the controls -----------------------------------------------------
@@ -318,9 +332,11 @@ def test_random_router_rate_labels_and_batch_independence(base):
     vecs = _vecs()
     kw = dict(n=4, temperature=1.0, max_new_tokens=16, progress=False, eos_token_id=[])
     for rate in (0.0, 1.0):
-        res = HybridDecoder(base, RandomRouter(rate, ["v"]), vecs).generate(PROMPTS, **kw)
+        res = HybridDecoder(base, AnyPositionRandomRouter(rate, ["v"]), vecs).generate(
+            PROMPTS, **kw
+        )
         assert res.steered_fraction == rate
-    router = RandomRouter(0.3, {"v": 3, "c": 1}, seed=4)
+    router = AnyPositionRandomRouter(0.3, {"v": 3, "c": 1}, seed=4)
     a = HybridDecoder(base, router, vecs).generate(PROMPTS, batch_size=16, **kw)
     b = HybridDecoder(base, router, vecs).generate(PROMPTS, batch_size=3, **kw)
     assert [g.log for g in a.generations] == [g.log for g in b.generations]
@@ -328,35 +344,18 @@ def test_random_router_rate_labels_and_batch_independence(base):
     assert a.label_shares["v"] > a.label_shares["c"]
 
 
-def test_random_firing_control_measures_the_real_rate_first(base, rl):
-    hyb = HybridDecoder(base, ModelRouter(rl, letters, tau=0.3), _vecs(), coef=2.0)
-    kw = dict(n=4, temperature=1.0, max_new_tokens=16, progress=False, eos_token_id=[])
-    real = hyb.generate(PROMPTS, **kw)
-    ctrl = hyb.with_controls(random_firing=True, control_seed=1).generate(PROMPTS, **kw)
-    assert ctrl.params["measured_firing_rate"] == real.steered_fraction
-    assert abs(ctrl.steered_fraction - real.steered_fraction) < 0.15
-    assert set(ctrl.label_counts) <= set(real.label_counts)
-    given = hyb.with_controls(random_firing=True, firing_rate=0.5, label_shares={"c": 1.0})
-    res = given.generate(PROMPTS, **kw)
-    assert "measured_firing_rate" not in res.params and set(res.label_counts) == {"c"}
-    # handoff: random timing, tokens from the router model
-    ho = HybridDecoder(base, ModelRouter(rl, always), mode="handoff", random_firing=True)
-    res = ho.with_controls(firing_rate=0.5, label_shares={"v": 1}).generate(PROMPTS, **kw)
-    assert 0.3 < res.steered_fraction < 0.7
-
-
 def test_random_vectors_keep_norms_and_bias_only_shares_one_vector(base, rl):
     vecs = {lab: {Site(1): v[Site(1)], Site(2): 2 * v[Site(1)]} for lab, v in _vecs().items()}
     hyb = HybridDecoder(base, ModelRouter(rl, letters), vecs, coef=2.0)
-    rnd = hyb.with_controls(random_vectors=True, control_seed=3)
+    rnd = hyb.replace(random_vectors=True, control_seed=3)
     for lab in vecs:
         for s in vecs[lab]:
             v, r = vecs[lab][s], rnd.vectors[lab][s]
             assert float(r.norm()) == pytest.approx(float(v.norm()), rel=1e-5)
             assert abs(float(torch.nn.functional.cosine_similarity(v, r, dim=0))) < 0.9
-    again = hyb.with_controls(random_vectors=True, control_seed=3)
+    again = hyb.replace(random_vectors=True, control_seed=3)
     assert all(torch.equal(again.vectors["v"][s], rnd.vectors["v"][s]) for s in vecs["v"])
-    bias = hyb.with_controls(bias_only=True)
+    bias = hyb.replace(bias_only=True)
     for s in (Site(1), Site(2)):
         mean = (vecs["v"][s] + vecs["c"][s]) / 2
         assert torch.allclose(bias.vectors["v"][s], mean) and torch.allclose(
@@ -367,7 +366,7 @@ def test_random_vectors_keep_norms_and_bias_only_shares_one_vector(base, rl):
     assert out["real"].samples.token_ids != out["rnd"].samples.token_ids
     assert out["real"].samples.token_ids != out["bias"].samples.token_ids
     with pytest.raises(ValueError, match="adds none"):
-        hyb.with_controls(rerank=True, random_vectors=True)
+        hyb.replace(rerank=True, random_vectors=True)
 
 
 def test_rerank_adds_no_vector_and_picks_the_routers_favourite_of_the_base_top_k(base, rl):
@@ -392,7 +391,7 @@ def test_rerank_adds_no_vector_and_picks_the_routers_favourite_of_the_base_top_k
             n_changed += e.token != int(top[0])
     assert res.steered_fraction > 0 and n_changed > 0
     # k = 1: the router can only pick the base's own greedy token
-    one = hyb.with_controls(rerank_k=1).generate(PROMPTS, **GREEDY)
+    one = hyb.replace(rerank_k=1).generate(PROMPTS, **GREEDY)
     assert one.samples.token_ids == sample(base, PROMPTS, **GREEDY).token_ids
     assert one.steered_fraction > 0
 
@@ -406,10 +405,10 @@ def test_the_hybrid_runs_the_same_through_every_adapter(base, rl, backend, tmp_p
     else:
         other = probes.wrap(base.model, base.tokenizer, backend=backend)
     kw = dict(n=2, temperature=1.0, max_new_tokens=NEW, progress=False)
-    for unless_base in (False, True):
+    for mode, unless_base in (("steer", False), ("handoff", True)):
         router = ModelRouter(rl, letters, unless_base=unless_base)
-        a = HybridDecoder(base, router, _vecs(), coef=2.0).generate(PROMPTS, **kw)
-        b = HybridDecoder(other, router, _vecs(), coef=2.0).generate(PROMPTS, **kw)
+        a = HybridDecoder(base, router, _vecs(), coef=2.0, mode=mode).generate(PROMPTS, **kw)
+        b = HybridDecoder(other, router, _vecs(), coef=2.0, mode=mode).generate(PROMPTS, **kw)
         assert a.samples.token_ids == b.samples.token_ids
         assert [g.log for g in a.generations] == [g.log for g in b.generations]
         assert a.steered_fraction > 0
@@ -419,9 +418,9 @@ def test_the_hybrid_runs_the_same_through_every_adapter(base, rl, backend, tmp_p
 
 
 def test_no_hooks_or_patches_are_left_behind(base, rl):
-    HybridDecoder(base, ModelRouter(rl, letters, unless_base=True), _vecs()).generate(
-        PROMPTS, **GREEDY
-    )
+    HybridDecoder(
+        base, ModelRouter(rl, letters, unless_base=True), _vecs(), mode="handoff"
+    ).generate(PROMPTS, **GREEDY)
     for h in (base, rl):
         assert "run" not in h.__dict__
         for layer in range(h.n_layers):
@@ -434,14 +433,16 @@ def test_configuration_errors_are_clear(base, rl):
         HybridDecoder(base, ModelRouter(rl, letters), mode="steer")
     with pytest.raises(ValueError, match="unknown mode"):
         HybridDecoder(base, ModelRouter(rl, letters), _vecs(), mode="swap")
-    with pytest.raises(ValueError, match="token model"):
-        HybridDecoder(base, RandomRouter(0.1, ["v"]), mode="handoff")
-    with pytest.raises(TypeError, match="router must be"):
+    with pytest.raises(ValueError, match="router's model"):
+        HybridDecoder(base, AnyPositionRandomRouter(0.1, ["v"]), mode="handoff", emit="sample")
+    with pytest.raises(ValueError, match="segment_start"):  # emit="label" needs the task
+        HybridDecoder(base, AnyPositionRandomRouter(0.1, ["v"]), mode="handoff")
+    with pytest.raises(TypeError, match="decide"):
         HybridDecoder(base, letters, _vecs())
-    with pytest.raises(ValueError, match="already a RandomRouter"):
-        HybridDecoder(base, RandomRouter(0.1, ["v"]), _vecs(), random_firing=True)
-    with pytest.raises(ValueError, match="random_firing=True"):
-        HybridDecoder(base, ModelRouter(rl, letters), _vecs(), firing_rate=0.1)
+    with pytest.raises(ValueError, match="emission rule of handoff"):
+        HybridDecoder(base, ModelRouter(rl, letters), _vecs(), emit="argmax")
+    with pytest.raises(ValueError, match="unknown emission rule"):
+        HybridDecoder(base, ModelRouter(rl, letters), mode="handoff", emit="best")
     with pytest.raises(ValueError, match="tau"):
         ModelRouter(rl, letters, tau=1.5)
     with pytest.raises(ValueError, match="have no vector"):

@@ -26,3 +26,12 @@ def test_notebook_executes(path, monkeypatch):
     NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # every figure is shown inline (no forced backend), and every findings cell printed
+    for c in code:
+        kinds = {k for o in c.get("outputs", []) for k in o.get("data", {})}
+        if "plt.show()" in c.source:
+            assert "image/png" in kinds, f"{path.name}: a figure cell showed no figure"
+        if c.source.lstrip().startswith("# findings") or "Finding" in c.source:
+            text = "".join(o.get("text", "") for o in c.get("outputs", []))
+            assert text.strip(), f"{path.name}: a findings cell printed nothing"

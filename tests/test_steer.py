@@ -374,3 +374,108 @@ def test_adapters_give_the_same_steered_tokens_and_logits(arch, model_dir):
         plain = after if plain is None else plain
         torch.testing.assert_close(after, plain, atol=1e-5, rtol=1e-4)
     assert (plain - ref).abs().max() > 1e-3
+
+
+# -- the model's own forward and generate inside Steer.applied ---------------------------
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_hf_generate_inside_applied_equals_steered_sample(hf, mode):
+    st = Steer({Site(1): _vec(3), Site(0, "resid_pre"): _vec(4)}, coef=1.5, positions=MODES[mode])
+    enc = hf.encode(PROMPTS)  # left-padded, as sample pads them
+    width = enc["input_ids"].shape[1]
+    kw = dict(max_new_tokens=10, do_sample=False, pad_token_id=0)
+    plain = hf.model.generate(**enc, **kw)[:, width:]
+    with st.applied(hf):
+        steered = hf.model.generate(**enc, **kw)[:, width:]
+    want = sample(hf, PROMPTS, controller=st, temperature=0, max_new_tokens=10, progress=False)
+    for r, toks in enumerate(want.token_ids):
+        assert steered[r, : len(toks)].tolist() == toks, (mode, r)
+    assert not torch.equal(steered, plain)
+    assert _no_hooks(hf.model) and "generate" not in hf.model.__dict__
+    assert torch.equal(hf.model.generate(**enc, **kw)[:, width:], plain)  # nothing left behind
+
+
+def test_model_forward_inside_applied_equals_handle_run(hf):
+    st = Steer({Site(2): _vec(5)}, positions="all")
+    enc = hf.encode(PROMPTS)
+    pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    with st.applied(hf):
+        want = hf.run(**enc).logits  # steered once, not twice
+        got = hf.model(**enc, position_ids=pos).logits
+    mask = enc["attention_mask"].bool()
+    torch.testing.assert_close(got[mask], want[mask], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(hf.run(**enc).logits[mask], want[mask])
+
+
+def test_generate_with_several_samples_shares_each_prompts_positions(hf):
+    idx = [[1, 2, 11, 12], [0, 5]]
+    prompts = PROMPTS[:2]
+    st = Steer({Site(1): _vec(6)}, coef=2.0, positions=idx)
+    enc = hf.encode(prompts)
+    width = enc["input_ids"].shape[1]
+    with st.applied(hf):
+        out = hf.model.generate(
+            **enc, max_new_tokens=8, do_sample=True, top_k=1, num_return_sequences=2, pad_token_id=0
+        )[:, width:]  # top_k=1: greedy draws, two rows per prompt
+    want = sample(hf, prompts, controller=st, temperature=0, max_new_tokens=8, progress=False)
+    for r, toks in enumerate(want.token_ids):
+        assert out[2 * r, : len(toks)].tolist() == toks
+        assert out[2 * r + 1, : len(toks)].tolist() == toks
+
+
+def test_what_applied_cannot_steer_raises(hf, model_dir):
+    enc = hf.encode(PROMPTS[:2])
+    decide = Steer({Site(1): _vec()}, positions=MODES["decision"])
+    with decide.applied(hf):
+        with pytest.raises(ValueError, match="beam search"):
+            hf.model.generate(**enc, max_new_tokens=3, num_beams=2, do_sample=False)
+    with Steer({Site(1): _vec()}, positions="generated").applied(hf):
+        with pytest.raises(ValueError, match="use_cache=False"):
+            hf.model.generate(**enc, max_new_tokens=3, use_cache=False)
+    # a cache filled before the block: its prompt is unknown
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    out = hf.model(**enc, cache=cache, use_cache=True)
+    nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+    mask = torch.cat([enc["attention_mask"], torch.ones_like(nxt)], 1)
+    with Steer({Site(1): _vec()}, positions="generated").applied(hf):
+        with pytest.raises(ValueError, match="not started inside the block"):
+            hf.model(input_ids=nxt, attention_mask=mask, cache=cache, use_cache=True)
+    assert _no_hooks(hf.model)
+    # a TransformerLens bridge's own forward is not steered: refused, handle.run still works
+    tl = probes.wrap(probes.wrap(model_dir("llama")).model, backend="transformerlens")
+    tl_enc = tl.encode(PROMPTS[:2])
+    with Steer({Site(1): _vec()}).applied(tl):
+        tl.run(**tl_enc)
+        with pytest.raises(RuntimeError, match="TransformerLens bridge"):
+            tl.bridge(tl_enc["input_ids"])
+    tl.bridge(tl_enc["input_ids"])  # the refusal is gone after the block
+
+
+def test_a_hand_written_cached_loop_inside_applied_is_steered_like_generate(hf):
+    st = Steer({Site(1): _vec(8)}, coef=2.0, positions="generated")
+    enc = hf.encode(PROMPTS)
+    width = enc["input_ids"].shape[1]
+    plain = hf.model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    with st.applied(hf):
+        want = hf.model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=0)
+        assert not torch.equal(want, plain)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = hf.model(input_ids=ids, attention_mask=mask, position_ids=pos)  # makes its cache
+        toks = []
+        for _ in range(6):
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            toks.append(nxt)
+            mask = torch.cat([mask, torch.ones_like(nxt)], 1)
+            pos = pos[:, -1:] + 1
+            cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            kw = {hf._cache_kwarg: cache}
+            out = hf.model(input_ids=nxt, attention_mask=mask, position_ids=pos, **kw)
+    got, want = torch.cat(toks, 1), want[:, width:]
+    for r in range(len(PROMPTS)):  # generate pads after eos; the loop goes on
+        eos = (want[r] == 2).nonzero()
+        k = int(eos[0, 0]) + 1 if len(eos) else want.shape[1]
+        assert torch.equal(got[r, :k], want[r, :k]), r

@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from test_extract import make_traces
 
 import probes
@@ -121,8 +122,42 @@ def test_diffmean_probe_is_a_sklearn_estimator():
     assert cross_val_score(make_pipeline(StandardScaler(), clone(probe)), X, y, cv=5).mean() > 0.9
     gs = GridSearchCV(probes.DiffMeanProbe(), {"normalize": [True, False]}, cv=3).fit(X, y)
     assert gs.best_score_ > 0.9
-    with pytest.raises(ValueError, match="exactly 2 classes"):
+    with pytest.raises(ValueError, match="at least 2 classes, got 1 class"):
         probes.DiffMeanProbe().fit(X, np.zeros(len(y)))
+    from sklearn.exceptions import NotFittedError
+
+    for method in ("predict", "predict_proba", "decision_function"):
+        with pytest.raises(NotFittedError):
+            getattr(probes.DiffMeanProbe(), method)(X)
+    with pytest.raises(ValueError, match="features"):
+        probe.predict(X[:, :5])
+    with pytest.raises(ValueError, match="NaN"):
+        probes.DiffMeanProbe().fit(np.where(X > 2, np.nan, X), y)
+
+
+def test_diffmean_probe_one_vs_rest_on_three_classes():
+    t, _ = synthetic_table(n=80)
+    X = t.acts[Site(0)].numpy().astype(np.float64)
+    labels = np.array(t.labels)
+    X[labels == "step", 1] += 3.0  # a second planted direction for 'step'
+    probe = probes.DiffMeanProbe().fit(X, labels)
+    assert list(probe.classes_) == sorted({REST, "check", "step"})
+    assert probe.coef_.shape == (3, 16) and probe.intercept_.shape == (3,)
+    k = list(probe.classes_).index("check")
+    for j in range(3):  # row k is the unit direction from the other rows' mean to class k
+        pos = labels == probe.classes_[j]
+        d = X[pos].mean(0) - X[~pos].mean(0)
+        np.testing.assert_allclose(probe.coef_[j], d / np.linalg.norm(d), rtol=1e-6)
+    assert probe.coef_[k].argmax() == 0
+    assert (probe.predict(X) == labels).mean() > 0.7
+    proba = probe.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert (probe.classes_[proba.argmax(1)] == probe.predict(X)).all()
+
+
+@parametrize_with_checks([probes.DiffMeanProbe(), probes.DiffMeanProbe(normalize=False)])
+def test_diffmean_probe_passes_sklearn_check_estimator(estimator, check):
+    check(estimator)
 
 
 def test_layer_sweep_separates_signal_from_baselines(tmp_path):
@@ -144,8 +179,30 @@ def test_layer_sweep_separates_signal_from_baselines(tmp_path):
     ax.figure.savefig(tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 0
     few = t.select(torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="need at least 2 of each"):
+    with pytest.raises(ValueError, match="needs at least 3 of each"):
         probes.layer_sweep(few, labels=["check"])
+
+
+def test_layer_sweep_refuses_too_few_rows_per_class_and_warns_on_few():
+    t, _ = synthetic_table(n=60)
+    rows = lambda n: torch.tensor([i for i in range(3 * n) if i % 3 != 2])  # noqa: E731
+    two = t.select(rows(2))  # 2 'check' rows vs 2 REST rows
+    with pytest.raises(ValueError, match=r"'check' has 2 examples vs 2 baseline.*at least 3"):
+        probes.layer_sweep(two, labels=["check"])
+    with pytest.raises(ValueError, match="at least 3"):  # every label checked before fitting
+        probes.layer_sweep(t.select(torch.arange(6)), labels=["check", "step"])
+    five = t.select(rows(5))
+    with pytest.warns(probes.SmallSampleWarning, match="'check' has 5 examples vs 5"):
+        res = probes.layer_sweep(five, labels=["check"], sites=[Site(0)], n_boot=20, n_random=5)
+    assert res.rows[0].n_pos == res.rows[0].n_neg == 5 and res.rows[0].auroc > 0.5
+    with pytest.raises(ValueError, match="at least 10"):  # the warning, made a refusal
+        probes.layer_sweep(five, labels=["check"], min_per_class=10)
+    with pytest.warns(probes.SmallSampleWarning):
+        knowingly = probes.layer_sweep(two, labels=["check"], min_per_class=2, n_boot=5)
+    assert len(knowingly.rows) == 2
+    for bad, msg in [(dict(min_per_class=1), "min_per_class"), (dict(folds=1), "folds")]:
+        with pytest.raises(ValueError, match=msg):
+            probes.layer_sweep(t, labels=["check"], **bad)
 
 
 def test_newcomer_ten_lines(model_dir, tmp_path):

@@ -4,61 +4,63 @@
 GRPO seeds); ``evaluate()`` measures the numbers of its card into ``results.json`` and
 ``write_card()`` renders ``README.md``; ``load_task()``, ``checkpoint()`` and
 ``load_splits()`` open the shipped organism in ``data/organism``.
+
+Names are imported on first use: ``rlvr.organism.task`` needs no torch.
 """
 
-from .evaluate import evaluate, write_card
-from .generate import sample_completions
-from .grpo import RLSpec, grpo_train
-from .measure import profile
-from .pipeline import checkpoint, gate, load_splits, load_task, train
-from .pretrain import ModelSpec, PretrainSpec, build_model, competence, encode, pretrain
-from .recipe import EvalSpec, GateSpec, Recipe, default_dir, load_recipe
-from .task import (
-    ALPHABET,
-    FORMATS,
-    SEGMENT_LABELS,
-    CorpusSpec,
-    PermutationChain,
-    Problem,
-    Segment,
-    TraceStats,
-    read_problems,
-    write_problems,
-)
-from .tokenizer import build_tokenizer
+from __future__ import annotations
 
-__all__ = [
-    "ALPHABET",
-    "FORMATS",
-    "SEGMENT_LABELS",
-    "CorpusSpec",
-    "EvalSpec",
-    "GateSpec",
-    "ModelSpec",
-    "PermutationChain",
-    "PretrainSpec",
-    "Problem",
-    "RLSpec",
-    "Recipe",
-    "Segment",
-    "TraceStats",
-    "build_model",
-    "build_tokenizer",
-    "checkpoint",
-    "competence",
-    "default_dir",
-    "encode",
-    "evaluate",
-    "gate",
-    "grpo_train",
-    "load_recipe",
-    "load_splits",
-    "load_task",
-    "pretrain",
-    "profile",
-    "read_problems",
-    "sample_completions",
-    "train",
-    "write_card",
-    "write_problems",
-]
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "evaluate": "evaluate",
+    "write_card": "evaluate",
+    "sample_completions": "generate",
+    "RLSpec": "grpo",
+    "grpo_train": "grpo",
+    "profile": "measure",
+    "checkpoint": "pipeline",
+    "gate": "pipeline",
+    "load_splits": "pipeline",
+    "load_task": "pipeline",
+    "train": "pipeline",
+    "ModelSpec": "pretrain",
+    "PretrainSpec": "pretrain",
+    "build_model": "pretrain",
+    "competence": "pretrain",
+    "encode": "pretrain",
+    "pretrain": "pretrain",
+    "EvalSpec": "recipe",
+    "GateSpec": "recipe",
+    "Recipe": "recipe",
+    "default_dir": "recipe",
+    "load_recipe": "recipe",
+    "ALPHABET": "task",
+    "FORMATS": "task",
+    "SEGMENT_LABELS": "task",
+    "CorpusSpec": "task",
+    "PermutationChain": "task",
+    "Problem": "task",
+    "Segment": "task",
+    "TraceStats": "task",
+    "read_problems": "task",
+    "write_problems": "task",
+    "build_tokenizer": "tokenizer",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'rlvr.organism' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -442,7 +442,8 @@ class PermutationChain:
         """Labelled segments of ``prompt + completion`` in character offsets of that text.
 
         ``step``: one written state (``stepwise`` for the first one, the format decision);
-        ``check``: ``?v``; ``answer``/``direct``: ``=xyz``.
+        ``check``: ``?v`` after a written step (a check of a check's value is off the
+        grammar); ``answer``/``direct``: ``=xyz``.
         Text that breaks the grammar (e.g. a stray digit) ends the labelling.
         """
         out: list[Segment] = []
@@ -454,7 +455,13 @@ class PermutationChain:
             if ch in self.states:
                 out.append(Segment(base + i, base + i + 1, "stepwise" if i == 0 else "step"))
                 i += 1
-            elif ch == "?" and i > 0 and i + 1 < len(c) and c[i + 1] in self.states:
+            elif (
+                ch == "?"
+                and i > 0
+                and i + 1 < len(c)
+                and c[i + 1] in self.states
+                and not (i >= 2 and c[i - 2] == "?")
+            ):
                 out.append(Segment(base + i, base + i + 2, "check"))
                 i += 2
             elif ch == "=":
@@ -487,8 +494,9 @@ class PermutationChain:
         tok = next_token_text[0]
         if tok == "=":
             return "direct" if not done else "answer"
-        if tok == "?":
-            return "check" if done and done[-1] in self.states else None
+        if tok == "?":  # a check re-computes a written step (not a check's value)
+            after_check = len(done) >= 2 and done[-2] == "?"
+            return "check" if done and done[-1] in self.states and not after_check else None
         if tok in self.states:
             return "step" if done else "stepwise"
         return None
@@ -513,7 +521,8 @@ class PermutationChain:
         if not done:
             return frozenset({"direct", "stepwise"})
         if done[-1] in self.states:
-            return frozenset({"step", "check", "answer"})
+            after_check = len(done) >= 2 and done[-2] == "?"
+            return frozenset({"step", "answer"} if after_check else {"step", "check", "answer"})
         return frozenset()
 
     SCHEDULE_LABELS = ("stepwise", "check", "answer", "direct")

@@ -1,0 +1,207 @@
+"""The scheduling study's instruments on the shipped organism: reference routers, the
+timing-true control, exclusive schedules, emission rules, router quality, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import probes
+from rlvr.organism import checkpoint
+from rlvr.sampling import choose_tokens, row_keys, step_uniform
+from rlvr.tasks import MathTask, load_task
+from steering import (
+    EveryBoundaryRouter,
+    FirstDecisionRouter,
+    GroundTruthRouter,
+    HybridDecoder,
+    ModelRouter,
+    RouterStack,
+    TimingRandomRouter,
+    router_quality,
+)
+from steering.hybrid.records import HybridGeneration
+from steering.recovery import recovery_difference
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ["check", "answer", "stepwise", "direct"]
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task(
+        "organism",
+        {"test": ROOT / "data/organism/splits/test.jsonl"},
+        ROOT / "data/organism/recipe.toml",
+    )
+
+
+@pytest.fixture(scope="module")
+def base():
+    return probes.wrap(checkpoint("base"))
+
+
+@pytest.fixture(scope="module")
+def rl():
+    return probes.wrap(checkpoint("rl-seed0"))
+
+
+@pytest.fixture(scope="module")
+def prompts(task):
+    return [task.prompt(p) for p in task.problems("test", "main")[:6]]
+
+
+def _kw(task, **over):
+    kw = dict(n=4, temperature=1.0, max_new_tokens=task.max_new_tokens, seed=0, progress=False)
+    return {**kw, **over}
+
+
+def _prefixes(base, out, prompts):
+    dec = base.tokenizer
+    for g in out.generations:
+        fired = {e.step: e.label for e in g.log}
+        for t in range(g.n_tokens):
+            before = dec.decode(g.token_ids[:t], skip_special_tokens=True)
+            nxt = dec.decode(g.token_ids[: t + 1], skip_special_tokens=True)[len(before) :]
+            yield g, t, prompts[g.prompt_index] + before, nxt, fired.get(t)
+
+
+def test_ground_truth_router_fires_exactly_where_the_schedule_says(task, base, prompts):
+    router = GroundTruthRouter(task, ["check", "answer", "stepwise"])
+    dec = HybridDecoder(base, router, task=task, mode="handoff", exclusive=True, labels=LABELS)
+    out = dec.generate(prompts, **_kw(task))
+    n_check = 0
+    for _, _, prefix, nxt, fired in _prefixes(base, out, prompts):
+        if "=" in prefix[prefix.find(":") + 1 :]:
+            break
+        want = task.schedule(prefix)
+        assert fired == want, (prefix, nxt)
+        # emit="label": the handed-over token begins the fired label
+        if fired is not None:
+            assert task.segment_start(prefix, nxt) == fired
+        else:  # exclusive: nothing scheduled begins unscheduled
+            assert task.segment_start(prefix, nxt) not in LABELS
+        n_check += fired == "check"
+    assert n_check > 0
+    # the per-step records agree: ground truth equals the firing everywhere
+    q = router_quality(out, ["check", "answer"], n_boot=0)
+    assert q["check"]["precision"] == q["check"]["recall"] == 1.0
+    assert q["answer"]["auroc"] == 1.0
+
+
+def test_a_task_without_a_schedule_and_bad_settings_are_refused(task, base, rl):
+    with pytest.raises(ValueError, match="no ground-truth schedule"):
+        GroundTruthRouter(MathTask("gsm8k"))
+    with pytest.raises(ValueError, match="not labels of the task"):
+        HybridDecoder(base, GroundTruthRouter(task), task=task, mode="handoff", labels=["plan"])
+    with pytest.raises(ValueError, match="exclusive"):
+        HybridDecoder(
+            base,
+            FirstDecisionRouter(ModelRouter(rl, task.segment_start)),
+            task=task,
+            mode="handoff",
+            exclusive=True,
+        )
+    with pytest.raises(ValueError, match="emission rule"):
+        HybridDecoder(base, GroundTruthRouter(task), task=task, mode="handoff", emit="nearest")
+    with pytest.raises(ValueError, match="router's model"):
+        HybridDecoder(base, GroundTruthRouter(task), task=task, mode="handoff", emit="sample")
+    with pytest.raises(ValueError, match="rate"):
+        TimingRandomRouter({"check": 1.5}, task)
+    with pytest.raises(ValueError, match="needs labels"):
+        EveryBoundaryRouter(task, None)
+
+
+def test_timing_control_fires_only_where_the_label_can_begin_at_the_rate(task, base, prompts):
+    rate = 0.3
+    router = TimingRandomRouter({"check": rate}, task, seed=1)
+    dec = HybridDecoder(base, router, task=task, mode="handoff", labels=["check"])
+    out = dec.generate(prompts, **_kw(task, n=8))
+    fired = eligible = 0
+    for _, _, prefix, nxt, lab in _prefixes(base, out, prompts):
+        can = "check" in task.can_begin(prefix)
+        eligible += can
+        if lab is not None:
+            assert lab == "check" and can
+            assert nxt == "?"  # emit="label": the base's own token that begins a check
+            fired += 1
+    assert eligible > 200
+    assert abs(fired / eligible - rate) < 4 * np.sqrt(rate * (1 - rate) / eligible)
+    assert out.eligible_rates["check"] == pytest.approx(fired / eligible)
+
+
+def test_every_boundary_handoff_is_the_router_models_own_choice_there(task, base, rl, prompts):
+    router = EveryBoundaryRouter(task, ["check", "answer", "stepwise", "direct", "step"])
+    ho = ModelRouter(rl, task.segment_start)  # only for its model: the tokens come from RL
+    stack = RouterStack(router, FirstDecisionRouter(ho))
+    dec = HybridDecoder(base, stack, task=task, mode="handoff", emit="sample")
+    out = dec.generate(prompts, **_kw(task, n=2))
+    n = 0
+    for g in out.generations:
+        ids = base.tokenizer(prompts[g.prompt_index])["input_ids"]
+        seq = torch.tensor([ids + g.token_ids])
+        with torch.no_grad():
+            rl_logits = rl.run(seq).logits[0].float()
+            base_logits = base.run(seq).logits[0].float()
+        key = row_keys(0, torch.tensor([g.prompt_index]), torch.tensor([g.sample_index]))
+        fired = {e.step for e in g.log}
+        for t, tok in enumerate(g.token_ids):
+            u = step_uniform(key, t)
+            src = rl_logits if t in fired else base_logits
+            assert int(choose_tokens(src[len(ids) + t - 1][None], 1.0, 1.0, u)) == tok
+            n += t in fired
+    # inside segments (a check's value, the answer's letters) the base writes
+    assert 0 < n < sum(g.n_tokens for g in out.generations)
+
+
+def test_exclusive_masks_only_unscheduled_starts_and_changes_the_result(task, base, prompts):
+    router = GroundTruthRouter(task, ["check", "answer", "stepwise"])
+    kw = _kw(task)
+    loose = HybridDecoder(base, router, task=task, mode="handoff", labels=LABELS).generate(
+        prompts, **kw
+    )
+    unscheduled = 0
+    for _, _, prefix, nxt, lab in _prefixes(base, loose, prompts):
+        started = task.segment_start(prefix, nxt)
+        unscheduled += lab is None and started in ("check", "answer", "direct")
+    assert unscheduled > 0  # the base's own habits dilute a schedule without exclusive
+
+
+def test_router_quality_against_hand_computed_values():
+    steps = [  # (step, ground truth, fired, scores at eligible labels)
+        (1, "check", "check", {"check": 0.9}),
+        (2, None, "check", {"check": 0.8}),
+        (3, None, None, {"check": 0.1}),
+        (4, "check", None, {"check": 0.2}),
+        (5, None, None, {"answer": 0.5}),
+    ]
+    more = [(1, None, None, {"check": 0.3}), (2, "check", "check", {"check": 0.7})]
+    gens = [
+        HybridGeneration(0, 0, "", [], [], "eos", steps),
+        HybridGeneration(1, 0, "", [], [], "eos", more),
+    ]
+
+    class R:
+        generations = gens
+
+    q = router_quality(R(), ["check"], n_boot=50)["check"]
+    # eligible 6: positives {1, 4, 2'}, fired {1, 2, 2'}: tp 2
+    assert q["n_eligible"] == 6 and q["n_positive"] == 3 and q["n_fired"] == 3
+    assert q["precision"] == pytest.approx(2 / 3) and q["recall"] == pytest.approx(2 / 3)
+    # positives' scores .9 .2 .7 vs negatives .8 .1 .3: pairs won 2+2+... = (3+1+2)/9
+    assert q["auroc"] == pytest.approx(6 / 9)
+    lo, hi = q["auroc_ci"]
+    assert 0 <= lo <= hi <= 1
+
+
+def test_recovery_difference_is_paired():
+    base = np.array([0.0, 0.0, 0.2, 0.1])
+    rl = np.array([1.0, 0.8, 1.0, 0.9])
+    a, b = rl.copy(), base.copy()
+    d, (lo, hi) = recovery_difference(a, b, base, rl, n_boot=200)
+    assert d == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="not better"):
+        recovery_difference(a, b, rl, base)
