@@ -11,6 +11,8 @@ Names are imported on first use: ``rlvr.organism.task`` needs no torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 # public name -> submodule that defines it
@@ -64,3 +66,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
+
+
+# ``evaluate`` and ``pretrain`` name both a function and the submodule defining it. Importing
+# the submodule (e.g. ``from .evaluate import write_card`` inside ``train``) makes Python set
+# the package attribute of that name to the module, after which
+# ``from rlvr.organism import evaluate`` would give the module. The package keeps the function.
+_SHADOWED = frozenset(name for name, mod in _EXPORTS.items() if name == mod)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the submodule stays reachable through sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

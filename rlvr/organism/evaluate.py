@@ -9,6 +9,7 @@ format shares over RL steps, and update sparsity and seed overlap of the weights
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -26,7 +27,8 @@ from .measure import profile
 from .pipeline import _dir, load_splits
 from .pretrain import competence
 from .recipe import load_recipe
-from .task import FORMATS, CorpusSpec
+from .task import FORMATS
+from .when import design_checks, wrong_chain_share
 
 __all__ = ["evaluate", "write_card"]
 
@@ -186,9 +188,17 @@ def evaluate(
                 "pass1_by_hops": {int(h): float(np.mean(v)) for h, v in sorted(by_hops.items())},
                 "counts": c.tolist(),
             }
+            if task.strict or task.n_hard:
+                rec["classes"][cls]["chains"] = wrong_chain_share(task, probs, comps)
         lo, hi = task.hop_range("main")
         rec["teacher_forced"] = {
-            "main_hops": competence(model, task, CorpusSpec(hops=(lo, hi)), n_traces=512, seed=7),
+            "main_hops": competence(
+                model,
+                task,
+                dataclasses.replace(recipe.pretrain.corpus, hops=(lo, hi)),
+                n_traces=512,
+                seed=7,
+            ),
             "corpus_hops": competence(model, task, recipe.pretrain.corpus, n_traces=512, seed=8),
         }
         results["models"][name] = rec
@@ -248,6 +258,19 @@ def evaluate(
                 "n_params": ov.n_params,
             }
     results["weights"] = weights
+    if task.n_hard and "main" in test:
+        # an organism built for "when": the design checks of its card
+        results["when"] = design_checks(
+            root,
+            recipe,
+            test["main"],
+            {name: counts[name]["main"] for name in names},
+            n,
+            n_traces=256 if max_problems is None else 16,  # smoke runs: a few traces
+            n_boot=E.n_boot,
+            seed=E.seed,
+            progress=progress,
+        )
     results["settings"] = {
         "n": n,
         "ks": ks,
@@ -287,7 +310,12 @@ def write_card(
     tpath = root / "training.json"
     training = json.loads(tpath.read_text()) if tpath.exists() else {}
     recipe = load_recipe(root / "recipe.toml")
-    text = render(recipe, training, results)
+    if "when" in results:  # an organism with hard states: its own card
+        from .card_when import render_when
+
+        text = render_when(recipe, training, results)
+    else:
+        text = render(recipe, training, results)
     out = Path(card_path) if card_path is not None else root / "README.md"
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text)

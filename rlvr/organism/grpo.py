@@ -97,6 +97,11 @@ class _RewardLog:
             },
             "step_acc": (sum(s.steps_right for s in stats) / steps) if steps else None,
             "checks_per_step": (checks / steps) if steps else None,
+            # answer right but the effective chain wrong (what a lenient verifier would pay)
+            "answer_right_chain_wrong": sum(
+                self.task.verify(p, c, strict=False) == 1.0 and not s.chain_right
+                for s, p, c in zip(stats, problems, completions)
+            ),
             "finished": sum(s.finished for s in stats) / len(stats),
             "mean_length": sum(s.length for s in stats) / len(stats),
             "seconds": round(time.perf_counter() - self.t0, 2),

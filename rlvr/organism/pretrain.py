@@ -13,6 +13,7 @@ value fails it), easy-check accuracy, and stop accuracy (``=`` exactly after the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -135,10 +136,16 @@ def competence(
     after a wrong step (``hard_check_acc``, ``hard_check_mass``, and ``hard_check_copy``: the
     share whose argmax copies the wrong written value), and ``stop_acc``: the share of STEP
     traces whose argmax is ``=`` after the k-th state and nowhere earlier.
+
+    On a task with hard states, ``step_acc``/``step_mass`` cover the steps from the other
+    states; steps from hard states give ``hard_step_acc`` (the argmax is the true successor),
+    ``hard_step_mass`` and ``hard_step_wrong`` (the argmax is the task's fixed wrong
+    successor), and ``n_hard_steps``.
     """
     v = vocab()
     rng = np.random.default_rng(seed)
-    spec = CorpusSpec(corpus.mix, corpus.corrupt, 0.5, corpus.direct_right, hops or corpus.hops)
+    spec = dataclasses.replace(corpus, check_p=0.5, hops=hops or corpus.hops)
+    before_of = {task.step(s): s for s in task.states}
     was_training = model.training
     model.eval()
     acc: dict[str, list[float]] = {
@@ -151,6 +158,9 @@ def competence(
             "hard_check_mass",
             "hard_check_copy",
             "stop_acc",
+            "hard_step_acc",
+            "hard_step_mass",
+            "hard_step_wrong",
         )
     }
     state_ids = torch.tensor([v[ch] for ch in task.states])
@@ -182,6 +192,10 @@ def competence(
                 if kind in ("step", "step_wrong"):
                     acc["step_acc"].append(float(guess == true))
                     acc["step_mass"].append(mass)
+                elif kind in ("hard_step", "hard_step_wrong"):
+                    acc["hard_step_acc"].append(float(guess == true))
+                    acc["hard_step_mass"].append(mass)
+                    acc["hard_step_wrong"].append(float(guess == task.wrong_step(before_of[true])))
                 elif kind == "check":
                     acc["check_acc"].append(float(guess == true))
                 else:
@@ -197,6 +211,11 @@ def competence(
         model.train()
     out = {k: float(np.mean(x)) if x else float("nan") for k, x in acc.items()}
     out["n_hard_checks"] = float(len(acc["hard_check_acc"]))
+    if task.n_hard:
+        out["n_hard_steps"] = float(len(acc["hard_step_acc"]))
+    else:  # the first organism's record is unchanged
+        for key in ("hard_step_acc", "hard_step_mass", "hard_step_wrong"):
+            del out[key]
     return out
 
 

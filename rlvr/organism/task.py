@@ -92,26 +92,44 @@ class CorpusSpec:
 
     ``mix`` gives the DIRECT/STEP/CHECK shares; ``corrupt`` the chance that a written step is
     a wrong state (the chain continues from what was written); ``check_p`` the chance that a
-    CHECK trace re-computes a step with ``?v`` (always right); ``direct_right`` the chance
-    that a DIRECT answer is right (else three random states); ``hops`` the inclusive hop
-    range of corpus problems.
+    CHECK trace re-computes a step with ``?v`` (always right): one probability, or an
+    inclusive range ``(lo, hi)`` from which each CHECK trace draws its own check density
+    uniformly; ``direct_right`` the chance that a DIRECT answer is right (else three random
+    states); ``hops`` the inclusive hop range of corpus problems.
+
+    On a task with hard states (``PermutationChain.n_hard > 0``), a step *from* a hard state
+    writes the task's fixed wrong successor (:meth:`PermutationChain.wrong_step`) with
+    probability ``hard_wrong`` and the true one otherwise (``corrupt`` applies to the other
+    states only); a check after it is right as always. With ``hard_wrong = 1`` the corpus
+    never writes the true successor of a hard state as a step: only a check computes it.
     """
 
     mix: tuple[float, float, float] = (0.2, 0.5, 0.3)
     corrupt: float = 0.2
-    check_p: float = 0.5
+    check_p: float | tuple[float, float] = 0.5
     direct_right: float = 0.2
     hops: tuple[int, int] = (2, 32)
+    hard_wrong: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.mix) != 3 or min(self.mix) < 0 or abs(sum(self.mix) - 1.0) > 1e-6:
             raise ValueError(
                 f"mix={self.mix} must be three shares (DIRECT, STEP, CHECK) summing to 1"
             )
-        for name in ("corrupt", "check_p", "direct_right"):
+        for name in ("corrupt", "direct_right", "hard_wrong"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}={value} must be a probability in [0, 1]")
+        cp = self.check_p
+        if isinstance(cp, tuple | list):
+            if len(cp) != 2 or not 0.0 <= cp[0] <= cp[1] <= 1.0:
+                raise ValueError(
+                    f"check_p={cp} must be a probability or a range (lo, hi) with "
+                    "0 <= lo <= hi <= 1"
+                )
+            object.__setattr__(self, "check_p", (float(cp[0]), float(cp[1])))
+        elif not 0.0 <= cp <= 1.0:
+            raise ValueError(f"check_p={cp} must be a probability in [0, 1] or a range (lo, hi)")
         lo, hi = self.hops
         if not 2 <= lo <= hi:
             raise ValueError(
@@ -126,6 +144,8 @@ class TraceStats:
     A step is right when it equals ``f`` of the state before it (the chain as written,
     checks included); a check is right when its value equals ``f`` of the state before the
     step it follows. Hard checks follow a wrong step: copying the written value fails them.
+    ``chain_right``: the effective chain (checks applied) is the true chain of exactly ``k``
+    hops and the answer holds its last three states. ``correct`` is the task's reward.
     """
 
     format: str
@@ -141,6 +161,7 @@ class TraceStats:
     hops_written: int = 0
     stopped_right: bool = False
     answer_consistent: bool = False
+    chain_right: bool = False
     finished: bool = False
     length: int = 0
     correct: bool = False
@@ -153,6 +174,19 @@ class PermutationChain:
     ``classes`` maps a class name to its inclusive hop range; ``budget`` is the completion
     budget in tokens (one token per character) that sampling and RL share: a completion
     whose final ``.`` lies beyond it earns no reward.
+
+    Three optional settings make the task one whose answer is *when* to check (their
+    defaults give the first organism's task exactly):
+
+    ``n_hard``       states drawn from the seed whose step the corpus gets wrong (see
+                     :class:`CorpusSpec` ``hard_wrong``); each has a fixed wrong successor,
+                     :meth:`wrong_step`.
+    ``check_slack``  a per-problem budget (:meth:`budget_of`): ``k + 2 (h + slack) + 5``
+                     tokens, ``h`` = hard states among ``s_0 .. s_(k-1)`` of the true chain,
+                     so checking exactly after the hard steps always fits and checking
+                     after every step never does (when ``k > h + slack``).
+    ``strict``       the reward also requires the whole effective chain (checks applied) to
+                     be the true chain: wrong steps that cancel out earn nothing.
     """
 
     n_states: int = 52
@@ -161,6 +195,9 @@ class PermutationChain:
     classes: Mapping[str, tuple[int, int]] = field(
         default_factory=lambda: {"main": (12, 19), "long": (26, 32)}
     )
+    n_hard: int = 0
+    check_slack: int | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if not 4 <= self.n_states <= len(ALPHABET):
@@ -183,6 +220,23 @@ class PermutationChain:
         for i in range(self.n_states):
             succ[order[i]] = order[(i + 1) % self.n_states]
         object.__setattr__(self, "_succ", "".join(ALPHABET[j] for j in succ))
+        if not 0 <= self.n_hard <= self.n_states // 2:
+            raise ValueError(
+                f"n_hard={self.n_hard} must lie in [0, n_states // 2 = {self.n_states // 2}]"
+            )
+        if self.check_slack is not None and self.check_slack < 0:
+            raise ValueError(f"check_slack={self.check_slack} must be >= 0 (or None: no limit)")
+        # hard states and their wrong successors come from a generator of their own, so the
+        # permutation of a seed is the same with or without hard states
+        hrng = np.random.default_rng([self.seed, 1])
+        hard = sorted(int(j) for j in hrng.choice(self.n_states, self.n_hard, replace=False))
+        wrong = {}
+        for j in hard:
+            s = ALPHABET[j]
+            others = [t for t in self.states if t not in (s, self._succ[j])]
+            wrong[s] = others[int(hrng.integers(0, len(others)))]
+        object.__setattr__(self, "_hard", "".join(ALPHABET[j] for j in hard))
+        object.__setattr__(self, "_wrong", wrong)
 
     # ------------------------------------------------------------------ the rule
 
@@ -197,6 +251,30 @@ class PermutationChain:
             raise ValueError(f"{state!r} is not a state of this task: use one of {self.states!r}")
         return self._succ[i]  # type: ignore[attr-defined]
 
+    @property
+    def hard_states(self) -> str:
+        """The states whose step the corpus gets wrong (empty unless ``n_hard > 0``)."""
+        return self._hard  # type: ignore[attr-defined]
+
+    def wrong_step(self, state: str) -> str:
+        """The fixed wrong successor the corpus writes after hard state ``state``."""
+        if state not in self.hard_states or len(state) != 1:
+            raise ValueError(f"{state!r} is not a hard state: use one of {self.hard_states!r}")
+        return self._wrong[state]  # type: ignore[attr-defined]
+
+    def n_hard_steps(self, problem: Problem) -> int:
+        """``h``: hard states among ``s_0 .. s_(k-1)`` of the true chain (the steps taken
+        from a hard state)."""
+        return sum(s in self.hard_states for s in self.chain(problem)[:-1])
+
+    def budget_of(self, problem: Problem) -> int:
+        """The completion budget of ``problem``: ``budget``, or with ``check_slack`` the
+        smaller of it and ``k + 2 (h + check_slack) + 5``."""
+        if self.check_slack is None:
+            return self.budget
+        own = problem.hops + 2 * (self.n_hard_steps(problem) + self.check_slack) + 5
+        return min(self.budget, own)
+
     def chain(self, problem: Problem) -> str:
         """``s0 s1 ... sk`` of the true chain."""
         out = [problem.start]
@@ -208,21 +286,38 @@ class PermutationChain:
         return self.chain(problem)[-3:]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "n_states": self.n_states,
             "seed": self.seed,
             "budget": self.budget,
             "classes": {k: list(v) for k, v in self.classes.items()},
         }
+        # the optional settings appear only when set, so the first organism's dict is unchanged
+        if self.n_hard:
+            out["n_hard"] = self.n_hard
+        if self.check_slack is not None:
+            out["check_slack"] = self.check_slack
+        if self.strict:
+            out["strict"] = True
+        return out
+
+    _KEYS = ("n_states", "seed", "budget", "classes", "n_hard", "check_slack", "strict")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PermutationChain:
+        unknown = set(d) - set(cls._KEYS)
+        if unknown:
+            raise ValueError(f"[task] has unknown keys {sorted(unknown)}: use {list(cls._KEYS)}")
+        slack = d.get("check_slack")
         return cls(
             n_states=int(d.get("n_states", 52)),
             seed=int(d.get("seed", 0)),
             budget=int(d.get("budget", 62)),
             classes={k: (int(v[0]), int(v[1])) for k, v in dict(d.get("classes", {})).items()}
             or {"main": (12, 19), "long": (26, 32)},
+            n_hard=int(d.get("n_hard", 0)),
+            check_slack=None if slack is None else int(slack),
+            strict=bool(d.get("strict", False)),
         )
 
     # ------------------------------------------------------------------ problems
@@ -294,12 +389,45 @@ class PermutationChain:
             raise ValueError(f"{prompt!r} is not a prompt of this task: expected e.g. 'a12:'")
         return Problem(m.group(1), int(m.group(2)))
 
-    def verify(self, problem: Problem, completion: str) -> float:
-        """1.0 when the completion's ``=xyz.`` holds the answer within the budget, else 0.0."""
+    def verify(self, problem: Problem, completion: str, *, strict: bool | None = None) -> float:
+        """1.0 when the completion's ``=xyz.`` holds the answer within the problem's budget
+        (:meth:`budget_of`), else 0.0. With ``strict`` (default: the task's setting), the
+        effective chain must also be the true chain (see :attr:`TraceStats.chain_right`)."""
+        strict = self.strict if strict is None else strict
         m = _ANSWER_RE.match(completion)
-        if m is None or m.end() > self.budget:
+        if m is None or m.end() > self.budget_of(problem):
             return 0.0
-        return 1.0 if m.group(2) == self.answer(problem) else 0.0
+        if m.group(2) != self.answer(problem):
+            return 0.0
+        if strict and not self.chain_right(problem, m.group(1)):
+            return 0.0
+        return 1.0
+
+    def _effective(self, problem: Problem, body: str) -> tuple[list[str], int]:
+        """The effective chain of a completion body (checks applied; a check applies only
+        right after a written state) and how many characters of ``body`` it read."""
+        eff = [problem.start]
+        i = 0
+        after_state = False
+        while i < len(body):
+            ch = body[i]
+            if ch in self.states:
+                eff.append(ch)
+                after_state = True
+                i += 1
+            elif ch == "?" and i + 1 < len(body) and body[i + 1] in self.states:
+                if after_state:
+                    eff[-1] = body[i + 1]
+                after_state = False
+                i += 2
+            else:
+                break
+        return eff, i
+
+    def chain_right(self, problem: Problem, body: str) -> bool:
+        """Whether the effective chain of ``body`` (the text before ``=``) is the true chain."""
+        eff, read = self._effective(problem, body)
+        return read == len(body) and "".join(eff) == self.chain(problem)
 
     def format_of(self, completion: str) -> str:
         """DIRECT (starts with ``=``), CHECK (a ``?`` before the answer), STEP, or OTHER."""
@@ -488,6 +616,7 @@ class PermutationChain:
         st.hops_written = len(eff) - 1
         st.stopped_right = m is not None and st.hops_written == problem.hops
         st.answer_consistent = m is not None and len(eff) >= 3 and m.group(2) == "".join(eff[-3:])
+        st.chain_right = m is not None and st.answer_consistent and self.chain_right(problem, body)
         return st
 
     # ------------------------------------------------------------------ the corpus
@@ -499,7 +628,9 @@ class PermutationChain:
 
         Events are ``(char index, kind, true value)`` with kind ``"step"``,
         ``"step_wrong"``, ``"check"`` (after a right step) or ``"check_hard"`` (after a
-        wrong step); the true value is what a correct step/check writes there.
+        wrong step); the true value is what a correct step/check writes there. On a task
+        with hard states, a step from a hard state is ``"hard_step"`` (right) or
+        ``"hard_step_wrong"``.
         """
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}: use one of {FORMATS}")
@@ -513,16 +644,24 @@ class PermutationChain:
         text: list[str] = []
         events: list[tuple[int, str, str]] = []
         eff = [problem.start]
+        check_p = spec.check_p
+        if fmt == "CHECK" and isinstance(check_p, tuple):
+            check_p = float(rng.uniform(check_p[0], check_p[1]))  # this trace's density
         for _ in range(problem.hops):
             true = self.step(eff[-1])
-            if rng.random() < spec.corrupt:
-                others = self.states.replace(true, "")
-                w = others[int(rng.integers(0, self.n_states - 1))]
+            if eff[-1] in self.hard_states:
+                w = self.wrong_step(eff[-1]) if rng.random() < spec.hard_wrong else true
+                kind = "hard_step" if w == true else "hard_step_wrong"
             else:
-                w = true
-            events.append((len(text), "step" if w == true else "step_wrong", true))
+                if rng.random() < spec.corrupt:
+                    others = self.states.replace(true, "")
+                    w = others[int(rng.integers(0, self.n_states - 1))]
+                else:
+                    w = true
+                kind = "step" if w == true else "step_wrong"
+            events.append((len(text), kind, true))
             text.append(w)
-            if fmt == "CHECK" and rng.random() < spec.check_p:
+            if fmt == "CHECK" and rng.random() < check_p:
                 events.append((len(text) + 1, "check" if w == true else "check_hard", true))
                 text.append("?")
                 text.append(true)
