@@ -208,7 +208,7 @@ def load_task(
         if spec is None:
             raise ValueError(
                 "an organism task needs its definition: give task.spec = "
-                "'data/organism/recipe.toml' (its [task] table) or a JSON of the same keys"
+                "'data/organism-sharpening/recipe.toml' (its [task] table) or a JSON of the same keys"
             )
         text = Path(spec).read_text()
         if str(spec).endswith(".toml"):

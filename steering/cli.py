@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "organism",
         help="train or evaluate the shipped model organism",
         description="The model organism: a tiny base/RL pair trained by this "
-        "project on a synthetic verifiable task (data/organism). "
+        "project on a synthetic verifiable task (data/organism-sharpening). "
         "'train' reproduces it from a recipe; 'eval' re-measures the "
         "numbers of its card.",
     )
@@ -129,11 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = osub.add_parser(
         "train",
         help="pretrain the base and run GRPO (RL) for both seeds",
-        description="Reproduce data/organism from scratch with the settings "
+        description="Reproduce data/organism-sharpening from scratch with the settings "
         "and seeds of a recipe TOML (CPU, tens of minutes).",
     )
     q.add_argument(
-        "--recipe", default=None, help="recipe TOML (default: data/organism/recipe.toml)"
+        "--recipe", default=None, help="recipe TOML (default: data/organism-sharpening/recipe.toml)"
     )
     q.add_argument(
         "--out", default=None, help="output folder (default: a new folder, never the shipped one)"
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate base and RL checkpoints of an organism folder and "
         "write its card numbers (JSON).",
     )
-    q.add_argument("--dir", default=None, help="organism folder (default: data/organism)")
+    q.add_argument("--dir", default=None, help="organism folder (default: data/organism-sharpening)")
     q.add_argument(
         "--out",
         default=None,

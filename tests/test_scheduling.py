@@ -34,8 +34,8 @@ LABELS = ["check", "answer", "stepwise", "direct"]
 def task():
     return load_task(
         "organism",
-        {"test": ROOT / "data/organism/splits/test.jsonl"},
-        ROOT / "data/organism/recipe.toml",
+        {"test": ROOT / "data/organism-sharpening/splits/test.jsonl"},
+        ROOT / "data/organism-sharpening/recipe.toml",
     )
 
 

@@ -3,7 +3,7 @@
 ``train(recipe_path, out_dir)`` reproduces it from scratch (pretraining, competence gate,
 GRPO seeds); ``evaluate()`` measures the numbers of its card into ``results.json`` and
 ``write_card()`` renders ``README.md``; ``load_task()``, ``checkpoint()`` and
-``load_splits()`` open the shipped organism in ``data/organism``.
+``load_splits()`` open the shipped organism in ``data/organism-sharpening``.
 
 Names are imported on first use: ``rlvr.organism.task`` needs no torch.
 """

@@ -57,7 +57,7 @@ def render_when(recipe: Recipe, training: dict[str, Any], results: dict[str, Any
         "are always written wrong and only a check computes them right, and the same model after "
         f"GRPO (TRL) with a strict verifiable reward, {len(rl_names)} RL seeds. It is built so that "
         'the answer to "what did RL add?" is known to be *when to check*, beside the first '
-        "organism (`data/organism`), whose RL gain is mostly sharpening of sampled steps. "
+        "organism (`data/organism-sharpening`), whose RL gain is mostly sharpening of sampled steps. "
         "Everything below was measured by `rlvr.organism.evaluate` on the files in this folder; "
         "the card is rendered from `results.json` by `rlvr.organism.write_card`."
     )

@@ -66,10 +66,10 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
-    """Read a recipe TOML (see ``data/organism/recipe.toml``)."""
+    """Read a recipe TOML (see ``data/organism-sharpening/recipe.toml``)."""
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"no recipe at {path}: copy data/organism/recipe.toml and edit it")
+        raise ValueError(f"no recipe at {path}: copy data/organism-sharpening/recipe.toml and edit it")
     with open(path, "rb") as f:
         raw = tomllib.load(f)
     need = {"task", "splits", "corpus", "model", "pretrain", "rl"}
@@ -103,5 +103,5 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
 
 
 def default_dir() -> Path:
-    """``data/organism`` of this checkout, where the shipped organism lives."""
-    return Path(__file__).resolve().parents[2] / "data" / "organism"
+    """``data/organism-sharpening`` of this checkout, where the shipped organism lives."""
+    return Path(__file__).resolve().parents[2] / "data" / "organism-sharpening"
