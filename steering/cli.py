@@ -144,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate base and RL checkpoints of an organism folder and "
         "write its card numbers (JSON).",
     )
-    q.add_argument("--dir", default=None, help="organism folder (default: data/organism-sharpening)")
+    q.add_argument(
+        "--dir", default=None, help="organism folder (default: data/organism-sharpening)"
+    )
     q.add_argument(
         "--out",
         default=None,

@@ -138,6 +138,35 @@ def _examples(run, problems, out, k: int = 6) -> list[dict]:
     ]
 
 
+def _token_views(run, problems, out, dec: HybridDecoder, k: int = 3) -> list[dict]:
+    """The first ``k`` generations token by token, for the report's token view: who wrote
+    each token (``base``; ``router`` for a handed-over sample or argmax; ``constrained`` for a
+    base token restricted to the fired label), the label fired and the router's score for it."""
+    tok = run.model("base").tokenizer
+    author = {"sample": "router", "argmax": "router", "label": "constrained"}.get(dec.emit, "base")
+    if dec.action == "rerank":
+        author = "constrained"
+    views = []
+    for g in out.generations[:k]:
+        fired = {e.step: str(e.label) for e in g.log}
+        scores = {st[0]: st[3] for st in g.steps}
+        tokens, before = [], ""
+        for t in range(g.n_tokens):
+            now = tok.decode(g.token_ids[: t + 1], skip_special_tokens=True)
+            lab = fired.get(t)
+            prob = scores.get(t, {}).get(lab) if lab is not None else None
+            tokens.append([now[len(before) :], author if lab else "base", lab, prob])
+            before = now
+        views.append(
+            {
+                "prompt": run.task.prompt(problems[g.prompt_index]),
+                "correct": bool(run.task.verify(problems[g.prompt_index], g.text) > 0.5),
+                "tokens": tokens,
+            }
+        )
+    return views
+
+
 def _generate(run, dec: HybridDecoder, problems, n: int, seed: int, temperature=None):
     kw = run.sampling_kwargs(problems, n, seed)
     if temperature is not None:
@@ -366,6 +395,7 @@ class _Study:
             "label_shares": {str(k): v for k, v in out.label_shares.items()},
             "eligible_rates": {str(k): v for k, v in out.eligible_rates.items()},
             "hit_rate": _hit_rate(run, self.problems, out),
+            "token_view": _token_views(run, self.problems, out, dec),
         }
         try:
             r = recovery(acc, base, rl, n_boot=h.n_boot, seed=run.seed)

@@ -20,6 +20,7 @@ from .report_scheduling import (
     scheduling_verdicts,
     temperature_verdicts,
     write_plots,
+    write_token_view,
 )
 
 
@@ -386,6 +387,7 @@ def write_report(out: Path, res: dict, sweep_result=None) -> None:
         plots.append(("probe AUROC by layer, with baselines", "sweep.png"))
     attach_comparisons(res)
     plots += write_plots(res, out)
+    write_token_view(res, out)
     if res.get("hybrid", {}).get("examples"):
         plot_router_trace(res, out / "router.png")
         plots.append(("where the router fired", "router.png"))

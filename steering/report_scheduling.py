@@ -382,11 +382,39 @@ def scheduling_section(res: dict) -> list[str]:
             "",
             *runs_table(hy),
             "",
+            "Token by token, who wrote what and where each router fired: "
+            "[tokens.html](tokens.html) (a self-contained page).",
+            "",
         ]
     tp = res.get("temperature")
     if tp:
         lines += ["## Temperature", "", *temperature_table(tp), ""]
     return lines
+
+
+def write_token_view(res: dict, out: Path) -> Path | None:
+    """``tokens.html``: a few generations of every router and reference schedule (no
+    controls), each token coloured by who wrote it, the fired label above it."""
+    from .tokenview import TokenView, write_html
+
+    hy = res.get("hybrid") or {}
+    views = [
+        TokenView(
+            tokens=[tuple(t) for t in v["tokens"]],
+            prompt=v["prompt"],
+            correct=v["correct"],
+            title=r["name"],
+            meta={"setting": _setting(r), "recovered": _rec(r)},
+        )
+        for r in hy.get("runs", [])
+        if not r.get("control")
+        for v in r.get("token_view", [])
+    ]
+    if not views:
+        return None
+    return write_html(
+        views, out / "tokens.html", title=f"{res['config']['experiment']['name']}: hybrid runs"
+    )
 
 
 def write_plots(res: dict, out: Path) -> list[tuple[str, str]]:

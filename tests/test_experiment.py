@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from pathlib import Path
@@ -73,6 +74,11 @@ def test_every_stage_lands_in_results(tiny_run):
     gt = next(r for r in disk["hybrid"]["runs"] if r["name"] == "ground_truth/handoff")
     assert gt["quality"]["check"]["precision"] in (None, 1.0) and gt["emit"] == "label"
     assert disk["hybrid"]["comparisons"], "router vs random timing, ground truth vs every boundary"
+    # the token view: every non-control run's generations, token by token
+    page = (out / "tokens.html").read_text()
+    for r in disk["hybrid"]["runs"]:
+        if not r.get("control"):
+            assert r["token_view"] and f"<h2>{html.escape(r['name'])} " in page
     temps = [g["temperature"] for g in disk["temperature"]["grid"]]
     assert temps == [1.0, 0.7, 0.5, 0.0]
     assert disk["temperature"]["best_temperature"] in temps
