@@ -279,33 +279,50 @@ def layer_sweep(
 
 
 def plot_sweep(result: SweepResult, ax=None):
-    """AUROC by layer for each label, with the two baselines as dashed/dotted lines."""
+    """AUROC by site, one panel per label: the probe with its CI band, the shuffled-label
+    baseline (dashed) and the random-direction baseline with its upper CI (dotted, shaded).
+
+    Panels keep labels that all reach AUROC 1.0 from hiding each other. ``ax``: one axis per
+    label (a sequence), or a single axis when there is one label; default: a new figure.
+    Returns the axes.
+    """
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
     labels = sorted({r.label for r in result.rows})
-    for i, lab in enumerate(labels):
+    if ax is None:
+        _, axes = plt.subplots(
+            1, len(labels), figsize=(2.4 * len(labels) + 0.8, 3.0), sharey=True, squeeze=False
+        )
+        axes = list(axes[0])
+    else:
+        axes = list(np.atleast_1d(ax))
+        if len(axes) != len(labels):
+            raise ValueError(
+                f"plot_sweep draws one panel per label ({len(labels)}: {labels}); got "
+                f"{len(axes)} axes: pass ax=None or one axis per label"
+            )
+    for i, (lab, a) in enumerate(zip(labels, axes)):
         rs = [r for r in result.rows if r.label == lab]
         xs = np.arange(len(rs))
         color = f"C{i}"
-        ax.plot(xs, [r.auroc for r in rs], "-o", color=color, label=f"{lab}")
-        ax.fill_between(
-            xs, [r.auroc_low for r in rs], [r.auroc_high for r in rs], color=color, alpha=0.2
+        a.plot(xs, [r.auroc for r in rs], "-o", color=color, ms=3, label="probe")
+        a.fill_between(
+            xs, [r.auroc_low for r in rs], [r.auroc_high for r in rs], color=color, alpha=0.25
         )
-        ax.plot(xs, [r.shuffled for r in rs], "--", color=color, alpha=0.6)
-        ax.plot(xs, [r.random_dir for r in rs], ":", color=color, alpha=0.6)
-        ax.set_xticks(
+        a.plot(xs, [r.shuffled for r in rs], "--", color="0.4", lw=1, label="shuffled labels")
+        a.plot(xs, [r.random_dir for r in rs], ":", color="0.2", lw=1, label="random directions")
+        a.fill_between(
+            xs, [r.random_dir for r in rs], [r.random_dir_high for r in rs], color="0.6", alpha=0.2
+        )
+        a.set_xticks(
             xs,
             [r.site.replace("blocks.", "").replace(".hook_", " ") for r in rs],
-            rotation=30,
-            fontsize=7,
+            rotation=45,
+            fontsize=6,
         )
-    ax.set_ylabel("held-out AUROC")
-    ax.set_ylim(0.3, 1.02)
-    ax.axhline(0.5, color="gray", lw=0.5)
-    ax.set_title(
-        f"{result.probe} probe vs {result.baseline}  (-- shuffled, ·· random dir)", fontsize=9
-    )
-    ax.legend(fontsize=7)
-    return ax
+        a.set_title(lab, fontsize=9)
+        a.axhline(0.5, color="gray", lw=0.5)
+        a.set_ylim(0.3, 1.04)
+    axes[0].set_ylabel(f"held-out AUROC ({result.probe} vs {result.baseline})")
+    axes[0].legend(fontsize=6, loc="lower right")
+    return axes if len(axes) > 1 else axes[0]

@@ -87,8 +87,8 @@ def plot_sweep(sweep_result, path: Path) -> None:
 
     from probes.probe import plot_sweep as _plot
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    _plot(sweep_result, ax=ax)
+    axes = np.atleast_1d(_plot(sweep_result))
+    fig = axes[0].figure
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
