@@ -11,8 +11,7 @@ command line) does not pull in torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlvr.lazy import lazy_exports
 
 # public name -> submodule that defines it
 _EXPORTS = {
@@ -48,14 +47,4 @@ from .recovery import Recovery, recovery  # noqa: E402
 __all__ = [*_EXPORTS, "Recovery", "recovery"]
 
 
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'steering' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

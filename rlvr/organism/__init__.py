@@ -10,10 +10,11 @@ Names are imported on first use: ``rlvr.organism.task`` needs no torch.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from ..lazy import lazy_exports
 
 # public name -> submodule that defines it
 _EXPORTS = {
@@ -55,17 +56,7 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'rlvr.organism' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 # ``evaluate`` and ``pretrain`` name both a function and the submodule defining it. Importing

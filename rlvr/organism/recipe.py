@@ -69,7 +69,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Read a recipe TOML (see ``data/organism-sharpening/recipe.toml``)."""
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"no recipe at {path}: copy data/organism-sharpening/recipe.toml and edit it")
+        raise ValueError(
+            f"no recipe at {path}: copy data/organism-sharpening/recipe.toml and edit it"
+        )
     with open(path, "rb") as f:
         raw = tomllib.load(f)
     need = {"task", "splits", "corpus", "model", "pretrain", "rl"}
