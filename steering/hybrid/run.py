@@ -173,7 +173,7 @@ class HybridRun:
             tokens[idx] = top.gather(1, score.argmax(-1, keepdim=True)).squeeze(1)
         if dec.exclusive:
             keep = set(fired) if dec.action != "steer" else set()
-            self._exclude(tokens, decision, logits, u, keep)
+            self._exclude(tokens, decision, logits, u, keep, ctx)
         pos = ctx.position_ids[:, -1].tolist()
         toks = tokens.tolist()
         for r in fired:
@@ -256,7 +256,7 @@ class HybridRun:
         allowed[0, ok] = True
         return int(choose_tokens(row, self.temperature, self.top_p, u[r : r + 1], allowed))
 
-    def _exclude(self, tokens, decision, logits, u, keep: set[int]) -> None:
+    def _exclude(self, tokens, decision, logits, u, keep: set[int], ctx: StepContext) -> None:
         """Redraw base tokens that would begin a scheduled label the router did not fire."""
         scheduled = self.dec.labels
         seg, view = self.dec.segment_start, self.view
@@ -271,7 +271,7 @@ class HybridRun:
                 continue  # the usual case: the base's own token stands
             t = self._redraw(r, logits, u, fine)
             if t is None:  # every likely token begins an unscheduled label: the base's stands
-                extra = self.view._ctx.extra[r]
+                extra = ctx.extra[r]
                 extra[UNAVOIDABLE_KEY] = extra.get(UNAVOIDABLE_KEY, 0) + 1
                 continue
             tokens[r] = t
