@@ -28,6 +28,7 @@ import numpy as np
 
 import probes
 from probes import Site
+from rlvr.passk import bootstrap_ci
 
 from .hybrid import (
     AnyPositionRandomRouter,
@@ -562,15 +563,8 @@ def stage_temperature(run, res: dict, table) -> dict:
                 "rl_per_problem": rl.tolist(),
                 "hybrids": [],
             }
-            try:
-                r = recovery(rl, base, rl, n_boot=h.n_boot, seed=run.seed)
-                row["gap"], row["gap_ci"] = r.gap, list(r.gap_ci)
-            except ValueError:
-                diff = rl - base
-                idx = np.random.default_rng(run.seed).integers(0, len(diff), (h.n_boot, len(diff)))
-                boot = diff[idx].mean(1)
-                row["gap"] = float(diff.mean())
-                row["gap_ci"] = [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
+            row["gap"] = float(rl.mean() - base.mean())
+            row["gap_ci"] = list(bootstrap_ci(rl - base, n_boot=h.n_boot, seed=run.seed))
             for rname in h.temperature_routers:
                 router = st.router(rname)
                 if router is None:
