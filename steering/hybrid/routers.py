@@ -321,11 +321,7 @@ class GroundTruthRouter:
     """
 
     def __init__(self, task: Any, labels: Sequence[Hashable] | None = None) -> None:
-        fn = (
-            task
-            if callable(task) and not hasattr(task, "schedule")
-            else getattr(task, "schedule", None)
-        )
+        fn = getattr(task, "schedule", task)  # a task, or the schedule function itself
         if not callable(fn):
             raise ValueError(
                 f"this task ({type(task).__name__}) has no ground-truth schedule: a "
@@ -333,11 +329,9 @@ class GroundTruthRouter:
                 "the model organism); on real reasoning use the model or probe routers"
             )
         self.schedule = fn
-        self.labels = (
-            _labels_arg(labels, "GroundTruthRouter labels")
-            or tuple(getattr(task, "schedule_labels", None) or ())
-            or None
-        )
+        if labels is None:  # what the task's schedule decides, when it says
+            labels = getattr(task, "schedule_labels", None) or None
+        self.labels = _labels_arg(labels, "GroundTruthRouter labels")
 
     def decide(self, view: RouterView) -> list[Hashable | None]:
         out = []
