@@ -150,6 +150,20 @@ class FormatsSection:
 
 
 @dataclass
+class ClaimSection:
+    """An RL-claim experiment (``rlvr.organism.claims``): which claim, from which folder."""
+
+    kind: str = ""  # one of CLAIMS; empty: the scheduling study
+    folder: str = ""  # a claims folder (its recipe.toml and training.json)
+    n: int = 64
+    n_problems: int = 64
+    ks: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    n_boot: int = 1000
+    min_effect: float = 0.02
+    margin: float = 0.1
+
+
+@dataclass
 class Config:
     experiment: ExperimentSection = field(default_factory=ExperimentSection)
     models: ModelsSection = field(default_factory=ModelsSection)
@@ -160,6 +174,7 @@ class Config:
     hybrid: HybridSection = field(default_factory=HybridSection)
     diff: DiffSection = field(default_factory=DiffSection)
     formats: FormatsSection = field(default_factory=FormatsSection)
+    claim: ClaimSection = field(default_factory=ClaimSection)
     path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -725,6 +740,7 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
     for x in cfg.formats.logs:
         if check_paths and not Path(x).is_file():
             raise ConfigError(f"{w('formats', 'logs')}: no log file at {x}")
+    _check_claim(cfg, w, cfg_dir, check_paths)
     out = Path(cfg.experiment.output)
     cfg.experiment.output = str(out if out.is_absolute() else Path.cwd() / out)
     if check_paths and Path(cfg.experiment.output).is_file():
@@ -733,6 +749,51 @@ def _validate(cfg: Config, text: str, p: Path, check_paths: bool = True) -> None
         )
     if check_paths:
         _check_task(cfg, w)
+
+
+def _check_claim(cfg: Config, w: Any, cfg_dir: Path, check_paths: bool) -> None:
+    """``[claim]``: a known claim, settings the measurement accepts, a trained folder."""
+    from rlvr.organism.claims.settings import CLAIMS, ClaimSettings
+
+    c = cfg.claim
+    if not c.kind:
+        if c.folder:
+            raise ConfigError(f"{w('claim', 'kind')}: a [claim] folder needs a kind")
+        return
+    if c.kind not in CLAIMS:
+        raise ConfigError(
+            f"{w('claim', 'kind')}: unknown claim {c.kind!r}; use one of {', '.join(CLAIMS)}"
+        )
+    if cfg.task.kind != "organism":
+        raise ConfigError(f"{w('task', 'kind')}: the claim experiments run on the organism task")
+    try:
+        ClaimSettings(
+            n=c.n,
+            n_problems=c.n_problems,
+            ks=tuple(c.ks),
+            n_boot=c.n_boot,
+            seed=cfg.experiment.seed,
+            min_effect=c.min_effect,
+            margin=c.margin,
+        )
+    except ValueError as err:
+        key = next(
+            (k for k in ("ks", "n_boot", "min_effect", "margin", "n") if k in str(err)), None
+        )
+        raise ConfigError(f"{w('claim', key)}: {err}") from err
+    if not c.folder:
+        raise ConfigError(
+            f"{w('claim', 'folder')}: missing; give a claims folder, e.g. data/organism-claims"
+        )
+    folder = _resolve(c.folder, cfg_dir)
+    c.folder = str(folder)
+    if check_paths:
+        for name, what in (("recipe.toml", "its recipe"), ("training.json", "its training record")):
+            if not (folder / name).is_file():
+                raise ConfigError(
+                    f"{w('claim', 'folder')}: {folder} lacks {name} ({what}): train it with "
+                    "rsteer organism train --recipe data/organism-claims/recipe.toml --out DIR"
+                )
 
 
 def _check_task(cfg: Config, w: Any) -> None:

@@ -15,6 +15,8 @@ on and the model fingerprints, so a re-run skips finished stages):
 ``budget``   recovery against the share of tokens the router touches (threshold sweep).
 ``diff``     update sparsity base -> RL (bf16 and fp32) and overlap across RL seeds.
 ``formats``  format shares over RL steps from the training logs.
+``claim``    an RL-claim experiment (``[claim]``: ``rlvr.organism.claims``) from its claims
+             folder: the only stage a config with ``[claim] kind`` runs by default.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ STAGES = (
     "budget",
     "diff",
     "formats",
+    "claim",
 )
 
 
@@ -442,6 +445,32 @@ def stage_formats(run: Run) -> dict:
 # -- orchestration ---------------------------------------------------------------------
 
 
+def stage_claim(run: Run) -> dict:
+    from rlvr.organism.claims import ClaimSettings, measure_claim
+
+    c = run.cfg.claim
+    folder = Path(c.folder)
+    settings = ClaimSettings(
+        n=c.n,
+        n_problems=c.n_problems,
+        ks=tuple(c.ks),
+        n_boot=c.n_boot,
+        seed=run.seed,
+        min_effect=c.min_effect,
+        margin=c.margin,
+        batch_size=run.cfg.sampling.batch_size,
+    )
+    files = sorted(
+        [folder / "recipe.toml", folder / "training.json", *folder.glob("*/model.safetensors")]
+    )
+    organism = Path(run.cfg.task.spec).parent
+    files += sorted(organism.glob("*/model.safetensors")) + sorted(organism.glob("logs/*.jsonl"))
+    key = ["claim", c.kind, asdict(c), run.seed, {str(f): _file_sha(f) for f in files}]
+    return run.cached(
+        "claim", key, lambda: measure_claim(c.kind, folder, settings, progress=run.progress)
+    )
+
+
 def run_experiment(
     config: str | Path | Config,
     *,
@@ -455,7 +484,8 @@ def run_experiment(
     in ``results.json`` under ``settings``).
     """
     cfg = config if isinstance(config, Config) else load_config(config)
-    wanted = list(stages) if stages else list(STAGES)
+    default = ["claim"] if cfg.claim.kind else [s for s in STAGES if s != "claim"]
+    wanted = list(stages) if stages else default
     bad = [s for s in wanted if s not in STAGES]
     if bad:
         raise ValueError(f"unknown stage {bad[0]!r}: use any of {', '.join(STAGES)}")
@@ -501,6 +531,12 @@ def run_experiment(
             res["diff"] = stage_diff(run)
         elif stage == "formats":
             res["formats"] = stage_formats(run)
+        elif stage == "claim":
+            if not cfg.claim.kind:
+                raise ConfigError(
+                    f"{cfg.where('claim', 'kind')}: the claim stage needs [claim] kind"
+                )
+            res["claim"] = stage_claim(run)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["cache"] = dict(run.cache_log)
     previous = run.out / "results.json"

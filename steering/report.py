@@ -374,9 +374,35 @@ def _stage_times(res: dict) -> str:
     return "stages: " + ", ".join(parts) if parts else "no stage times"
 
 
+def _write_claim_report(out: Path, res: dict) -> None:
+    from rlvr.organism.claims import plot_claim, render_claim
+
+    plots = plot_claim(res["claim"], out)
+    res["plots"] = [p for _, p in plots]
+    atomic_write_bytes(out / "results.json", json.dumps(_jsonable(res), indent=1).encode())
+    cfg = res["config"]
+    lines = [
+        f"# {cfg['experiment']['name']}: an RL claim on the organism",
+        "",
+        f"Claims folder `{cfg['claim']['folder']}`; every number below is in `results.json`.",
+        "",
+        *render_claim(res["claim"]),
+        "## Figures",
+        "",
+        *[f"![{cap}]({p})\n" for cap, p in plots],
+        f"_Run time {res.get('seconds', 0)} s ({_stage_times(res)}); versions: "
+        + ", ".join(f"{k} {v}" for k, v in res.get("versions", {}).items())
+        + "._",
+        "",
+    ]
+    atomic_write_bytes(out / "report.md", "\n".join(lines).encode())
+
+
 def write_report(out: Path, res: dict, sweep_result=None) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if "claim" in res:
+        return _write_claim_report(out, res)
     plots = []
     if "passk" in res:
         plot_passk(res, out / "passk.png")

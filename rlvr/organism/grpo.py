@@ -1,8 +1,10 @@
 """RL with verifiable rewards on the organism: TRL's ``GRPOTrainer`` on the task's verifier.
 
-Every reward call (one per optimiser step: ``prompts_per_step x group`` rollouts) appends
+Every reward call (one per generation batch: ``prompts_per_step x group`` rollouts) appends
 one JSON line to the log: ``{"step", "formats": {name: count}, "reward": mean, ...}`` where
-``step`` counts the updates made before those rollouts were sampled (0 = the base model).
+``step`` counts the generation batches sampled before this one (0 = the base model;
+with ``steps_per_generation = 1`` it is the number of updates made). ``reward`` is the
+reward trained on and ``verified`` the task's verifier, which differ for spurious rewards.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .rewards import REWARDS, make_reward
 from .task import FORMATS, OTHER, PermutationChain, Problem
 
 __all__ = ["RLSpec", "grpo_train"]
@@ -32,6 +35,12 @@ class RLSpec:
     update, learning rate ``lr`` (constant), KL weight ``beta`` (0 = no reference model),
     sampling ``temperature``; the completion budget comes from the task
     (``max_completion_length = task.budget + 1`` for the closing ``<eos>``).
+
+    ``reward`` names the reward trained on (:data:`rlvr.organism.rewards.REWARDS`).
+    ``steps_per_generation`` > 1 splits each generation batch into that many mini-batches,
+    one update each [steps_per_generation]: every update after the first is off-policy, which
+    is where the clipped ratio acts. ``clip = false`` removes the clipping (the ratio is left
+    unbounded: TRL's ``epsilon`` set to 1e9), the ablation of Shao et al.
     """
 
     steps: int = 200
@@ -45,6 +54,9 @@ class RLSpec:
     scale_rewards: str = "group"
     max_grad_norm: float = 1.0
     warmup_steps: int = 0
+    reward: str = "verify"
+    steps_per_generation: int = 1
+    clip: bool = True
 
     def __post_init__(self) -> None:
         if self.group < 2:
@@ -55,6 +67,15 @@ class RLSpec:
             raise ValueError(
                 f"lr={self.lr} must lie in (0, 1e-3]; 1e-4 or less keeps the base's skills"
             )
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward={self.reward!r}: use one of {', '.join(REWARDS)}")
+        if self.steps_per_generation < 1:
+            raise ValueError(f"steps_per_generation={self.steps_per_generation} must be >= 1")
+        if (self.prompts_per_step * self.group) % self.steps_per_generation:
+            raise ValueError(
+                f"steps_per_generation={self.steps_per_generation} must divide the generation "
+                f"batch (prompts_per_step x group = {self.prompts_per_step * self.group})"
+            )
 
 
 class _RewardLog:
@@ -62,8 +83,16 @@ class _RewardLog:
 
     __name__ = "verify"
 
-    def __init__(self, task: PermutationChain, log_path: Path, progress: Any = None) -> None:
+    def __init__(
+        self,
+        task: PermutationChain,
+        log_path: Path,
+        progress: Any = None,
+        reward: str = "verify",
+        seed: int = 0,
+    ) -> None:
         self.task = task
+        self.reward = make_reward(reward, task, seed)
         self.log_path = log_path
         self.calls = 0
         self.progress = progress
@@ -80,10 +109,11 @@ class _RewardLog:
         **_: Any,
     ) -> list[float]:
         problems = [Problem(s, int(h)) for s, h in zip(start, hops)]
-        rewards = [self.task.verify(p, c) for p, c in zip(problems, completions)]
+        verified = [self.task.verify(p, c) for p, c in zip(problems, completions)]
+        rewards = [self.reward(p, c) for p, c in zip(problems, completions)]
         fmts = [self.task.format_of(c) for c in completions]
         counts = Counter(fmts)
-        ok = Counter(f for f, r in zip(fmts, rewards) if r > 0)
+        ok = Counter(f for f, r in zip(fmts, verified) if r > 0)
         names = (*FORMATS, OTHER)
         stats = [self.task.trace_stats(p, c) for p, c in zip(problems, completions)]
         steps = sum(s.steps for s in stats)
@@ -92,6 +122,7 @@ class _RewardLog:
             "step": self.calls,
             "formats": {f: int(counts.get(f, 0)) for f in names},
             "reward": sum(rewards) / len(rewards),
+            "verified": sum(verified) / len(verified),
             "reward_by_format": {
                 f: (ok.get(f, 0) / counts[f]) if counts.get(f) else None for f in names
             },
@@ -115,6 +146,22 @@ class _RewardLog:
         return rewards
 
 
+def _snapshot_callback(steps: Sequence[int], folder: str | os.PathLike[str] | None) -> Any:
+    """A TRL/transformers callback saving the model after the given optimiser steps."""
+    from transformers import TrainerCallback
+
+    if folder is None:
+        raise ValueError("snapshots need a snapshot_dir to write them to")
+    wanted, root = {int(s) for s in steps}, Path(folder)
+
+    class _Snapshots(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any):
+            if state.global_step in wanted and model is not None:
+                model.save_pretrained(root / f"step-{state.global_step}", safe_serialization=True)
+
+    return _Snapshots()
+
+
 def grpo_train(
     task: PermutationChain,
     base_dir: str | os.PathLike[str],
@@ -124,11 +171,15 @@ def grpo_train(
     seed: int,
     log_path: str | os.PathLike[str],
     progress: bool = True,
+    snapshots: Sequence[int] = (),
+    snapshot_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run GRPO from the checkpoint in ``base_dir`` on ``problems``; save to ``out_dir``.
 
     Returns ``{"seconds", "steps", "seed"}``. Uses one CPU process (``use_cpu=True``,
-    fp32, no gradient checkpointing).
+    fp32, no gradient checkpointing). ``snapshots`` lists optimiser steps after which the
+    weights are also saved, to ``snapshot_dir/step-<N>`` (for update measurements over
+    training); a repeated problem list (one problem many times) is one-example RL.
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,7 +200,8 @@ def grpo_train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=spec.steps, desc=f"grpo seed {seed}", leave=False)
-    reward = _RewardLog(task, log_path, bar)
+    reward = _RewardLog(task, log_path, bar, reward=spec.reward, seed=seed)
+    callbacks = [_snapshot_callback(snapshots, snapshot_dir)] if snapshots else []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         config = GRPOConfig(
@@ -158,8 +210,11 @@ def grpo_train(
             bf16=False,
             fp16=False,
             gradient_checkpointing=False,
-            per_device_train_batch_size=spec.prompts_per_step * spec.group,
+            per_device_train_batch_size=spec.prompts_per_step
+            * spec.group
+            // spec.steps_per_generation,
             gradient_accumulation_steps=1,
+            steps_per_generation=spec.steps_per_generation,
             num_generations=spec.group,
             max_completion_length=task.budget + 1,
             temperature=spec.temperature,
@@ -169,7 +224,7 @@ def grpo_train(
             lr_scheduler_type="constant",
             warmup_steps=spec.warmup_steps,
             beta=spec.beta,
-            epsilon=spec.epsilon,
+            epsilon=spec.epsilon if spec.clip else 1e9,
             loss_type=spec.loss_type,
             scale_rewards=spec.scale_rewards,
             max_grad_norm=spec.max_grad_norm,
@@ -189,6 +244,7 @@ def grpo_train(
             args=config,
             train_dataset=data,
             processing_class=tokenizer,
+            callbacks=callbacks,
         )
         trainer.train()
         seconds = time.perf_counter() - t0

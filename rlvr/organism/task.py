@@ -102,6 +102,11 @@ class CorpusSpec:
     probability ``hard_wrong`` and the true one otherwise (``corrupt`` applies to the other
     states only); a check after it is right as always. With ``hard_wrong = 1`` the corpus
     never writes the true successor of a hard state as a step: only a check computes it.
+
+    ``unseen`` lists states whose transition ``u -> f(u)`` the corpus never shows: a trace
+    that would write ``f(u)`` right after ``u`` (as a step, a check's value or inside the
+    answer) is drawn again, so a model pretrained on it cannot know those transitions.
+    The default (none) leaves the corpus's random stream exactly as it was.
     """
 
     mix: tuple[float, float, float] = (0.2, 0.5, 0.3)
@@ -110,6 +115,7 @@ class CorpusSpec:
     direct_right: float = 0.2
     hops: tuple[int, int] = (2, 32)
     hard_wrong: float = 1.0
+    unseen: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.mix) != 3 or min(self.mix) < 0 or abs(sum(self.mix) - 1.0) > 1e-6:
@@ -135,6 +141,11 @@ class CorpusSpec:
             raise ValueError(
                 f"hops={self.hops} must be an inclusive range (lo, hi) with 2 <= lo <= hi"
             )
+        if isinstance(self.unseen, str):
+            raise ValueError(f"unseen={self.unseen!r} must be a list of states, e.g. ['q']")
+        object.__setattr__(self, "unseen", tuple(str(u) for u in self.unseen))
+        if len(set(self.unseen)) != len(self.unseen):
+            raise ValueError(f"unseen={list(self.unseen)} names a state twice")
 
 
 @dataclass
@@ -673,14 +684,36 @@ class PermutationChain:
     def corpus_trace(
         self, rng: np.random.Generator, spec: CorpusSpec
     ) -> tuple[Problem, str, str, list[tuple[int, str, str]]]:
-        """A random corpus problem, its format, completion and events."""
+        """A random corpus problem, its format, completion and events (drawn again while it
+        shows one of ``spec.unseen``'s transitions)."""
+        bad = [u for u in spec.unseen if u not in self.states]
+        if bad:
+            raise ValueError(f"unseen states {bad} are not states of this task ({self.states})")
         lo, hi = spec.hops
-        problem = Problem(
-            self.states[int(rng.integers(0, self.n_states))], int(rng.integers(lo, hi + 1))
-        )
-        fmt = FORMATS[int(rng.choice(3, p=np.asarray(spec.mix, dtype=float)))]
-        completion, events = self.corpus_completion(problem, fmt, rng, spec)
-        return problem, fmt, completion, events
+        while True:
+            problem = Problem(
+                self.states[int(rng.integers(0, self.n_states))], int(rng.integers(lo, hi + 1))
+            )
+            fmt = FORMATS[int(rng.choice(3, p=np.asarray(spec.mix, dtype=float)))]
+            completion, events = self.corpus_completion(problem, fmt, rng, spec)
+            if not spec.unseen or not self.shows_transition(problem, completion, spec.unseen):
+                return problem, fmt, completion, events
+
+    def transitions_shown(self, problem: Problem, completion: str) -> set[str]:
+        """States ``u`` whose true transition ``u -> f(u)`` the text writes: ``f(u)`` right
+        after ``u`` among the states of start + completion (``?`` marks skipped, so a check's
+        value counts as following the state before it)."""
+        seq = problem.start + "".join(ch for ch in completion if ch in self.states)
+        return {a for a, b in zip(seq, seq[1:]) if b == self.step(a)}
+
+    def shows_transition(self, problem: Problem, completion: str, states: Iterable[str]) -> bool:
+        """Whether the text writes the true transition of any of ``states``."""
+        return bool(self.transitions_shown(problem, completion) & set(states))
+
+    def crosses(self, problem: Problem, states: Iterable[str]) -> bool:
+        """Whether the true chain of ``problem`` steps from one of ``states``."""
+        chain = self.chain(problem)
+        return any(s in set(states) for s in chain[:-1])
 
 
 # ---------------------------------------------------------------------- JSONL
