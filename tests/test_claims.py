@@ -315,13 +315,13 @@ def test_claim_config_errors_name_the_key(tmp_path, claim_table, match):
     cfg.write_text(
         f"""
 [models]
-base = "{ORGANISM / 'base'}"
-rl = "{ORGANISM / 'rl-seed0'}"
+base = "{ORGANISM / "base"}"
+rl = "{ORGANISM / "rl-seed0"}"
 [task]
 kind = "organism"
-spec = "{ORGANISM / 'recipe.toml'}"
-dev = "{ORGANISM / 'splits' / 'dev.jsonl'}"
-test = "{ORGANISM / 'splits' / 'test.jsonl'}"
+spec = "{ORGANISM / "recipe.toml"}"
+dev = "{ORGANISM / "splits" / "dev.jsonl"}"
+test = "{ORGANISM / "splits" / "test.jsonl"}"
 [claim]
 {claim_table}
 """
