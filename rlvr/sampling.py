@@ -99,6 +99,8 @@ from typing import Any
 
 import torch
 
+from .forward import as_runner, forward_arg_names, new_cache, position_ids_from_mask
+
 __all__ = [
     "Samples",
     "StepContext",
@@ -319,98 +321,6 @@ def choose_tokens(
 # -- the model ----------------------------------------------------------------------------
 
 
-class _Out:
-    __slots__ = ("logits", "past_key_values")
-
-    def __init__(self, logits, past_key_values):
-        self.logits = logits
-        self.past_key_values = past_key_values
-
-
-def forward_arg_names(model: torch.nn.Module) -> tuple[str, str | None]:
-    """How this model's ``forward`` names the KV cache and the last-logits argument.
-
-    transformers >= 5.2x says ``cache`` (``past_key_values`` before) and ``logits_to_keep``
-    (``num_logits_to_keep`` before, or nothing at all).
-    """
-    params = inspect.signature(model.forward).parameters
-    cache = "cache" if "cache" in params else "past_key_values"
-    keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
-    return cache, keep
-
-
-class _PlainHF:
-    """Drive a plain transformers causal LM with the handle's ``run`` signature (no edits)."""
-
-    def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self._cache_kw, self._keep_kw = forward_arg_names(model)
-
-    def run(
-        self,
-        input_ids,
-        attention_mask=None,
-        *,
-        edits=None,
-        position_ids=None,
-        past_key_values=None,
-        use_cache=False,
-        logits_to_keep=0,
-    ):
-        if edits:
-            raise TypeError(
-                "this controller edits the residual stream, which needs a model handle: "
-                "sample(probes.wrap(model, tokenizer), ...) instead of a plain HF model"
-            )
-        kw = {self._cache_kw: past_key_values} if past_key_values is not None else {}
-        if logits_to_keep and self._keep_kw:
-            kw[self._keep_kw] = logits_to_keep
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=use_cache,
-            **kw,
-        )
-        return _Out(out.logits, past_key_values)
-
-
-def _as_runner(model: Any, tokenizer: Any):
-    if hasattr(model, "run") and hasattr(model, "tokenizer"):
-        if tokenizer is not None and tokenizer is not model.tokenizer:
-            raise ValueError("this handle has its own tokenizer: do not pass tokenizer=")
-        return model, _module_of(model)
-    if isinstance(model, torch.nn.Module) and hasattr(model, "config"):
-        if tokenizer is None:
-            raise ValueError("a plain Hugging Face model needs tokenizer=...")
-        return _PlainHF(model, tokenizer), model
-    raise TypeError(
-        f"cannot sample from a {type(model).__name__}: pass a model handle "
-        "(probes.wrap(...)) or a transformers causal LM with tokenizer=..."
-    )
-
-
-def _module_of(handle: Any) -> torch.nn.Module | None:
-    mod = getattr(handle, "model", None)
-    return mod if isinstance(mod, torch.nn.Module) else None
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that skip left padding: ``cumsum(mask) - 1`` (pads get 0)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def new_cache(module: torch.nn.Module | None):
-    """An empty transformers ``DynamicCache`` for ``module`` (sliding-window aware when possible)."""
-    from transformers import DynamicCache
-
-    try:
-        return DynamicCache(config=module.config) if module is not None else DynamicCache()
-    except TypeError:  # transformers < 4.56 takes no config
-        return DynamicCache()
-
-
 def _eos_ids(tokenizer: Any, module: torch.nn.Module | None, given) -> list[int]:
     if given is not None:
         return [int(given)] if isinstance(given, int) else [int(x) for x in given]
@@ -541,7 +451,7 @@ def sample(
     is one controller or a list (protocol above); ``callback(step, ctx)`` observes.
     ``use_cache=False`` re-runs the whole sequence each step (slow; a reference).
     """
-    runner, module = _as_runner(model, tokenizer)
+    runner, module = as_runner(model, tokenizer)
     tok = runner.tokenizer
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")

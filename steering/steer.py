@@ -72,7 +72,8 @@ from typing import Any
 import torch
 
 from probes.sites import Site, hidden_from, replace_hidden
-from rlvr.sampling import StepContext, position_ids_from_mask
+from rlvr.forward import position_ids_from_mask
+from rlvr.sampling import StepContext
 
 __all__ = ["Steer", "POSITIONS", "OPS"]
 
