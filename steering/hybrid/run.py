@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
+from rlvr.controllers import StepContext
+from rlvr.draws import choose_tokens, row_keys, step_uniform
 from rlvr.forward import new_cache
-from rlvr.sampling import StepContext, choose_tokens, row_keys, step_uniform
 
 from ..steer import Steer
 from .records import LOG_KEY, STEER_KEY, STEPS_KEY, UNAVOIDABLE_KEY, HybridEvent
