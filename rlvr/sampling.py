@@ -58,6 +58,11 @@ The controller protocol (``setup``, ``before``, ``reads``, ``edits``, ``select``
 :mod:`rlvr.forward`. This module re-exports the names it exported before those moved.
 """
 
+# Over 400 lines on purpose: what is left here is the loop itself (``sample``: settings,
+# batching and the final texts; ``_run_batch``: one batch's steps) and the docstring of
+# the conventions both keep. Draws, the forward helpers, the controller protocol and the
+# settings record already live in their own modules.
+
 from __future__ import annotations
 
 import inspect
@@ -70,9 +75,11 @@ import torch
 from .controllers import Controllers, StepContext
 from .draws import choose_tokens, row_keys, step_uniform
 from .forward import as_runner, forward_arg_names, new_cache, position_ids_from_mask
+from .sampling_params import UNSET, SamplingParams, resolve_params
 
 __all__ = [
     "Samples",
+    "SamplingParams",
     "StepContext",
     "choose_tokens",
     "forward_arg_names",
@@ -178,13 +185,14 @@ def sample(
     model: Any,
     prompts: Sequence[str] | Sequence[Sequence[int]] | str,
     *,
+    params: SamplingParams | None = None,
     tokenizer: Any = None,
-    n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 64,
-    stop: Sequence[str] | str = (),
-    seed: int = 0,
+    n: int = UNSET,
+    temperature: float = UNSET,
+    top_p: float = UNSET,
+    max_new_tokens: int = UNSET,
+    stop: Sequence[str] | str = UNSET,
+    seed: int = UNSET,
     batch_size: int = 64,
     controller: Any = None,
     callback: Callable[[int, StepContext], None] | None = None,
@@ -195,28 +203,29 @@ def sample(
 ) -> Samples:
     """Sample ``n`` completions per prompt; see the module docstring for every convention.
 
-    ``prompts`` are strings (tokenized with ``add_special_tokens``) or lists of token ids.
-    ``stop`` strings are matched on the decoded generated text; ``eos_token_id`` defaults
-    to the tokenizer's eos plus the model's ``generation_config`` eos ids (``[]``: never
-    stop at eos). ``controller``
-    is one controller or a list (protocol above); ``callback(step, ctx)`` observes.
+    The sampling settings are ``params=SamplingParams(...)`` or the loose keywords ``n``,
+    ``temperature``, ``top_p``, ``max_new_tokens``, ``stop``, ``seed`` (defaults: those
+    of :class:`SamplingParams`), not both. ``prompts`` are strings (tokenized with
+    ``add_special_tokens``) or lists of token ids. ``stop`` strings are matched on the
+    decoded generated text; ``eos_token_id`` defaults to the tokenizer's eos plus the
+    model's ``generation_config`` eos ids (``[]``: never stop at eos). ``controller`` is
+    one controller or a list (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes.
     ``use_cache=False`` re-runs the whole sequence each step (slow; a reference).
     """
+    p = resolve_params(
+        params,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        stop=stop,
+        seed=seed,
+    )
+    n, max_new_tokens, stops = p.n, p.max_new_tokens, list(p.stop)
     runner, module = as_runner(model, tokenizer)
     tok = runner.tokenizer
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    if not 0 <= temperature < float("inf"):  # NaN fails every comparison
-        raise ValueError(f"temperature must be finite and >= 0 (0 = greedy), got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    stops = [stop] if isinstance(stop, str) else list(stop)
-    if any(not isinstance(s, str) or not s for s in stops):
-        raise ValueError("stop strings must be non-empty strings")
     pad_id = getattr(tok, "pad_token_id", None)
     if pad_id is None:
         pad_id = getattr(tok, "eos_token_id", None)
@@ -242,8 +251,8 @@ def sample(
     finish: list[str] = ["length"] * len(rows)
     extra: list[dict[str, Any]] = [{} for _ in rows]
     cfg = dict(
-        temperature=temperature,
-        top_p=top_p,
+        temperature=p.temperature,
+        top_p=p.top_p,
         max_new_tokens=max_new_tokens,
         stop=stops,
         eos=eos,
@@ -268,7 +277,7 @@ def sample(
                     [extra[r] for r in chunk],
                     controllers,
                     callback,
-                    seed,
+                    p.seed,
                     device,
                     cfg,
                     out=(chunk, token_ids, logprobs, finish),
@@ -297,14 +306,7 @@ def sample(
         logprobs=logprobs,
         finish_reasons=finish,
         extra=extra,
-        params=dict(
-            seed=seed,
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stops,
-            max_new_tokens=max_new_tokens,
-        ),
+        params=p.to_dict(),
     )
 
 
