@@ -54,13 +54,15 @@ log-prob under the same distribution.
 
 The controller protocol (``setup``, ``before``, ``reads``, ``edits``, ``select``,
 ``after``, and the :class:`~rlvr.controllers.StepContext` they see) is documented in
-:mod:`rlvr.controllers`; the forward helpers shared with ``probes.handles`` are in
-:mod:`rlvr.forward`. This module re-exports the names it exported before those moved.
+:mod:`rlvr.controllers`; the forward functions shared with ``probes.handles`` are in
+:mod:`rlvr.forward`; the sampling settings are one :class:`~rlvr.sampling_params.SamplingParams`
+(or the same loose keywords). This module re-exports the names it exported before those
+moved.
 """
 
 # Over 400 lines on purpose: what is left here is the loop itself (``sample``: settings,
 # batching and the final texts; ``_run_batch``: one batch's steps) and the docstring of
-# the conventions both keep. Draws, the forward helpers, the controller protocol and the
+# the conventions both keep. Draws, the forward functions, the controller protocol and the
 # settings record already live in their own modules.
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The forward helpers live in rlvr.forward: the handles and the loop both build on them."""
+"""The forward functions live in rlvr.forward: the handles and the loop both build on them."""
 
 from __future__ import annotations
 
