@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from rlvr.sampling import forward_arg_names, new_cache, position_ids_from_mask
+from rlvr.forward import forward_arg_names, new_cache, position_ids_from_mask
 
 from .sites import (
     Site,

@@ -53,6 +53,7 @@ _EXPORTS = {
     "update_sparsity": "weightdiff",
     "Samples": "sampling",
     "sample": "sampling",
+    "SamplingParams": "sampling_params",
 }
 
 __all__ = list(_EXPORTS)

@@ -29,11 +29,10 @@ positions ``0 .. L-1`` and its ``t``-th generated token (0-based) at ``L + t``. 
 residual at position ``p`` is what predicts token ``p + 1``, so generated token ``t`` is
 read off the logits at position ``L + t - 1`` — the last prompt position for ``t = 0``.
 
-Randomness: ``temperature=0`` is greedy (ties go to the lowest token id). Otherwise
-tokens are drawn by inverse-CDF sampling from ``softmax(logits / temperature)``
-(restricted to the top-``p`` nucleus when ``top_p < 1``) with one uniform number per
-(prompt, sample, step), computed by a counter-based hash of ``(seed, i, j, t)``. What
-is guaranteed, and tested:
+Randomness (how a token is drawn: :mod:`rlvr.draws`): ``temperature=0`` is greedy;
+otherwise each (prompt, sample, step) gets one uniform number from a counter-based hash of
+``(seed, i, j, t)``, turned into a token by inverse-CDF sampling. What is guaranteed, and
+tested:
 
 - the same call (same seed, prompts, ``n``, ``batch_size``, model, device and library
   versions) gives bit-identical tokens and log-probs;
@@ -53,42 +52,18 @@ that chose token ``t`` — temperature 1, no top-p truncation, *with* the contro
 edits in place (steered logits when steering). A token replaced by ``select`` gets its
 log-prob under the same distribution.
 
-The controller protocol
------------------------
-A controller is any object with some of these hooks (missing ones are no-ops); pass one,
-or a list that is applied in order. Per step they run in this order:
-
-``setup(model)``
-    Once, before anything runs, with the model/handle given to :func:`sample`: validate
-    sites and vector widths here and raise early.
-``before(step, ctx)``
-    Act before the forward (step 0 = the prefill, step ``t >= 1`` = one new token per
-    row): e.g. run a second model on ``ctx.input_ids`` and decide something.
-``reads(step, ctx) -> Mapping[site, fn(h) -> None] | None``
-    Read the residual at a site during this forward (``h`` of shape ``(batch,
-    seq_of_this_call, d_model)``, aligned with ``ctx.input_ids``/``ctx.position_ids``);
-    a read sees the stream before any edit at the same site.
-``edits(step, ctx) -> Mapping[site, fn(h) -> h'] | None``
-    Edit the residual at a site for this forward only. Several controllers' edits at one
-    site are composed in list order. Sites run in the model's execution order, so an
-    edit at a later site can use what a read at an earlier one saw.
-``select(step, logits, proposed, ctx) -> tokens | None``
-    After the forward, with the last position's logits ``(batch, vocab)`` and the sampled
-    tokens ``(batch,)``: may return replacement tokens (a tensor or a list with ``None``
-    for "keep"), e.g. a token emitted by another model.
-``after(step, ctx)``
-    Observe, after the step's tokens are appended and ``ctx.done`` is updated (the
-    ``callback=`` argument of :func:`sample` is one more ``after``).
-
-``ctx`` is a :class:`StepContext`: the rows of
-the running batch with their ``prompt_index``/``sample_index``, this call's
-``input_ids``/``position_ids``, the full ``attention_mask`` (cache + this call), the
-tokens generated so far, ``done``, and ``extra`` — one dict per row that ends up in
-``Samples.extra`` (how a controller records per-row information, e.g. which vector
-fired when). An edit knows exactly which (row, absolute position) entries it touches
-from ``ctx.position_ids`` and ``ctx.valid``; that is what keeps position-targeted
-steering right under KV caching and left padding.
+The controller protocol (``setup``, ``before``, ``reads``, ``edits``, ``select``,
+``after``, and the :class:`~rlvr.controllers.StepContext` they see) is documented in
+:mod:`rlvr.controllers`; the forward functions shared with ``probes.handles`` are in
+:mod:`rlvr.forward`; the sampling settings are one :class:`~rlvr.sampling_params.SamplingParams`
+(or the same loose keywords). This module re-exports the names it exported before those
+moved.
 """
+
+# Over 400 lines on purpose: what is left here is the loop itself (``sample``: settings,
+# batching and the final texts; ``_run_batch``: one batch's steps) and the docstring of
+# the conventions both keep. Draws, the forward functions, the controller protocol and the
+# settings record already live in their own modules.
 
 from __future__ import annotations
 
@@ -99,8 +74,14 @@ from typing import Any
 
 import torch
 
+from .controllers import Controllers, StepContext
+from .draws import choose_tokens, row_keys, step_uniform
+from .forward import as_runner, forward_arg_names, new_cache, position_ids_from_mask
+from .sampling_params import UNSET, SamplingParams, resolve_params
+
 __all__ = [
     "Samples",
+    "SamplingParams",
     "StepContext",
     "choose_tokens",
     "forward_arg_names",
@@ -151,264 +132,7 @@ class Samples:
         return out
 
 
-@dataclass
-class StepContext:
-    """What a controller sees at one step of one batch (rows of the running batch).
-
-    ``input_ids``/``position_ids``: this forward's tokens and absolute positions,
-    ``(batch, seq_of_this_call)``; ``attention_mask``: ``(batch, cached + this call)``;
-    ``prompt_lengths``: real prompt tokens per row; ``generated``: tokens generated so
-    far ``(batch, t)`` (padding after a row is done); ``done``: rows already finished
-    before this step (they are only padding now); ``logits``/``tokens``: this step's
-    last-position logits and chosen tokens, set once known; ``stepped``: rows that
-    generated a real token at this step (set with ``tokens``; in the callback ``done``
-    already includes rows that finished at this step).
-    """
-
-    step: int
-    input_ids: torch.Tensor
-    position_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    prompt_lengths: torch.Tensor
-    generated: torch.Tensor
-    done: torch.Tensor
-    prompt_index: torch.Tensor
-    sample_index: torch.Tensor
-    extra: list[dict[str, Any]]
-    logits: torch.Tensor | None = None
-    tokens: torch.Tensor | None = None
-    stepped: torch.Tensor | None = None
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.input_ids.shape[0])
-
-    @property
-    def valid(self) -> torch.Tensor:
-        """(batch, seq) — real tokens of live rows in this call (not padding, not done)."""
-        s = self.input_ids.shape[1]
-        return self.attention_mask[:, -s:].bool() & ~self.done[:, None]
-
-    @property
-    def is_prompt(self) -> torch.Tensor:
-        """(batch, seq) — valid entries at prompt positions ``0 .. L-1``."""
-        return self.valid & (self.position_ids < self.prompt_lengths[:, None])
-
-    @property
-    def is_generated(self) -> torch.Tensor:
-        """(batch, seq) — valid entries at generated-token positions ``>= L``."""
-        return self.valid & (self.position_ids >= self.prompt_lengths[:, None])
-
-    @property
-    def deciding_position(self) -> torch.Tensor:
-        """(batch,) — the absolute position whose logits choose this step's token."""
-        return self.position_ids[:, -1]
-
-    @classmethod
-    def for_forward(
-        cls,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        prompt_lengths: torch.Tensor | Sequence[int] | None = None,
-    ) -> StepContext:
-        """A context for one plain (left-padded) forward pass, rows = prompts.
-
-        ``attention_mask`` may cover cached tokens too; ``position_ids`` default to
-        ``cumsum(mask) - 1`` over it. ``prompt_lengths`` (default: every real token is
-        prompt) marks positions ``>= L`` as generated, e.g. to score completions.
-        """
-        if input_ids.ndim != 2:
-            raise ValueError(f"input_ids must be (batch, seq), got {tuple(input_ids.shape)}")
-        b, s = input_ids.shape
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if position_ids is None:
-            position_ids = position_ids_from_mask(attention_mask)[:, -s:]
-        if prompt_lengths is None:
-            lengths = attention_mask.long().sum(-1)
-        else:
-            lengths = torch.as_tensor(prompt_lengths, dtype=torch.long, device=input_ids.device)
-            if lengths.shape != (b,):
-                raise ValueError(f"prompt_lengths needs one entry per row ({b})")
-        dev = input_ids.device
-        return cls(
-            step=0,
-            input_ids=input_ids,
-            position_ids=position_ids,
-            attention_mask=attention_mask,
-            prompt_lengths=lengths,
-            generated=torch.zeros(b, 0, dtype=torch.long, device=dev),
-            done=torch.zeros(b, dtype=torch.bool, device=dev),
-            prompt_index=torch.arange(b, device=dev),
-            sample_index=torch.zeros(b, dtype=torch.long, device=dev),
-            extra=[{} for _ in range(b)],
-        )
-
-
-# -- counter-based randomness ------------------------------------------------------------
-
-_M32 = 0xFFFFFFFF
-
-
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``x * c mod 2**32`` for int64 ``x`` in [0, 2**32) without overflowing int64."""
-    lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _M32
-
-
-def _hash32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32 (C. Wellons): a well-mixed 32-bit integer hash, elementwise."""
-    x = x & _M32
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def row_keys(seed: int, prompt_index: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
-    s = torch.tensor([(seed & _M32) ^ ((seed >> 32) * 0x9E3779B9 & _M32)], dtype=torch.long)
-    k = _hash32(_hash32(s.to(prompt_index.device)) ^ prompt_index.long())
-    return _hash32(k ^ _hash32(sample_index.long() + 0x68E31DA4))
-
-
-def step_uniform(keys: torch.Tensor, step: int) -> torch.Tensor:
-    """One float32 in (0, 1) per row key for this step (23 bits, exact)."""
-    h = _hash32(keys ^ _hash32(torch.full_like(keys, step) + 0x1B56C4E9))
-    return ((h >> 9).float() + 0.5) / float(1 << 23)
-
-
-def choose_tokens(
-    logits: torch.Tensor,
-    temperature: float,
-    top_p: float,
-    u: torch.Tensor,
-    allowed: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row.
-
-    ``allowed`` (bool, like ``logits``) restricts the choice to those tokens: the
-    distribution is renormalised over them (each row needs at least one).
-    """
-    if not torch.isfinite(logits).all():
-        raise ValueError(
-            "non-finite logits (NaN/inf): the model or its dtype overflowed; load it in "
-            "float32 or check the weights"
-        )
-    if allowed is not None:
-        if not bool(allowed.any(-1).all()):
-            raise ValueError("allowed leaves a row without any token to choose")
-        logits = logits.masked_fill(~allowed, float("-inf"))
-    if temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    vocab = probs.shape[-1]
-    if top_p < 1.0:
-        sp, order = probs.sort(-1, descending=True)
-        keep = (sp.cumsum(-1) - sp) < top_p  # the most likely token is always kept
-        cdf = (sp * keep).cumsum(-1)
-        k = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)
-        k = torch.minimum(k, keep.sum(-1, keepdim=True) - 1)
-        return order.gather(1, k).squeeze(1)
-    cdf = probs.cumsum(-1)
-    k = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=vocab - 1)
-    return k.squeeze(1)
-
-
 # -- the model ----------------------------------------------------------------------------
-
-
-class _Out:
-    __slots__ = ("logits", "past_key_values")
-
-    def __init__(self, logits, past_key_values):
-        self.logits = logits
-        self.past_key_values = past_key_values
-
-
-def forward_arg_names(model: torch.nn.Module) -> tuple[str, str | None]:
-    """How this model's ``forward`` names the KV cache and the last-logits argument.
-
-    transformers >= 5.2x says ``cache`` (``past_key_values`` before) and ``logits_to_keep``
-    (``num_logits_to_keep`` before, or nothing at all).
-    """
-    params = inspect.signature(model.forward).parameters
-    cache = "cache" if "cache" in params else "past_key_values"
-    keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
-    return cache, keep
-
-
-class _PlainHF:
-    """Drive a plain transformers causal LM with the handle's ``run`` signature (no edits)."""
-
-    def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self._cache_kw, self._keep_kw = forward_arg_names(model)
-
-    def run(
-        self,
-        input_ids,
-        attention_mask=None,
-        *,
-        edits=None,
-        position_ids=None,
-        past_key_values=None,
-        use_cache=False,
-        logits_to_keep=0,
-    ):
-        if edits:
-            raise TypeError(
-                "this controller edits the residual stream, which needs a model handle: "
-                "sample(probes.wrap(model, tokenizer), ...) instead of a plain HF model"
-            )
-        kw = {self._cache_kw: past_key_values} if past_key_values is not None else {}
-        if logits_to_keep and self._keep_kw:
-            kw[self._keep_kw] = logits_to_keep
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=use_cache,
-            **kw,
-        )
-        return _Out(out.logits, past_key_values)
-
-
-def _as_runner(model: Any, tokenizer: Any):
-    if hasattr(model, "run") and hasattr(model, "tokenizer"):
-        if tokenizer is not None and tokenizer is not model.tokenizer:
-            raise ValueError("this handle has its own tokenizer: do not pass tokenizer=")
-        return model, _module_of(model)
-    if isinstance(model, torch.nn.Module) and hasattr(model, "config"):
-        if tokenizer is None:
-            raise ValueError("a plain Hugging Face model needs tokenizer=...")
-        return _PlainHF(model, tokenizer), model
-    raise TypeError(
-        f"cannot sample from a {type(model).__name__}: pass a model handle "
-        "(probes.wrap(...)) or a transformers causal LM with tokenizer=..."
-    )
-
-
-def _module_of(handle: Any) -> torch.nn.Module | None:
-    mod = getattr(handle, "model", None)
-    return mod if isinstance(mod, torch.nn.Module) else None
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that skip left padding: ``cumsum(mask) - 1`` (pads get 0)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def new_cache(module: torch.nn.Module | None):
-    """An empty transformers ``DynamicCache`` for ``module`` (sliding-window aware when possible)."""
-    from transformers import DynamicCache
-
-    try:
-        return DynamicCache(config=module.config) if module is not None else DynamicCache()
-    except TypeError:  # transformers < 4.56 takes no config
-        return DynamicCache()
 
 
 def _eos_ids(tokenizer: Any, module: torch.nn.Module | None, given) -> list[int]:
@@ -422,60 +146,6 @@ def _eos_ids(tokenizer: Any, module: torch.nn.Module | None, given) -> list[int]
     if e is not None:
         ids.update([int(e)] if isinstance(e, int) else [int(x) for x in e])
     return sorted(ids)
-
-
-# -- controllers ---------------------------------------------------------------------------
-
-
-def _as_controllers(controller) -> list[Any]:
-    if controller is None:
-        return []
-    if isinstance(controller, (list, tuple)):
-        return [c for c in controller if c is not None]
-    return [controller]
-
-
-def _compose(f, g):
-    return lambda h: g(f(h))
-
-
-def _reader(read):
-    def edit(h):
-        read(h)
-        return h
-
-    return edit
-
-
-def _merged_edits(controllers, step: int, ctx: StepContext) -> dict:
-    """Every controller's reads, then every controller's edits, one function per site."""
-    merged: dict = {}
-    for hook in ("reads", "edits"):
-        for c in controllers:
-            fn = getattr(c, hook, None)
-            got = fn(step, ctx) if fn is not None else None
-            for site, f in (got or {}).items():
-                if f is None:
-                    continue
-                edit = _reader(f) if hook == "reads" else f
-                merged[site] = _compose(merged[site], edit) if site in merged else edit
-    return merged
-
-
-def _as_tokens(sel, proposed: torch.Tensor) -> torch.Tensor:
-    if isinstance(sel, torch.Tensor):
-        out = sel.to(proposed.device, torch.long).reshape(-1)
-        if out.shape != proposed.shape:
-            raise ValueError(f"select returned {tuple(out.shape)} tokens for {len(proposed)} rows")
-        return out
-    sel = list(sel)
-    if len(sel) != len(proposed):
-        raise ValueError(f"select returned {len(sel)} tokens for {len(proposed)} rows")
-    out = proposed.clone()
-    for i, t in enumerate(sel):
-        if t is not None:
-            out[i] = int(t)
-    return out
 
 
 # -- prompts ---------------------------------------------------------------------------------
@@ -517,13 +187,14 @@ def sample(
     model: Any,
     prompts: Sequence[str] | Sequence[Sequence[int]] | str,
     *,
+    params: SamplingParams | None = None,
     tokenizer: Any = None,
-    n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 64,
-    stop: Sequence[str] | str = (),
-    seed: int = 0,
+    n: int = UNSET,
+    temperature: float = UNSET,
+    top_p: float = UNSET,
+    max_new_tokens: int = UNSET,
+    stop: Sequence[str] | str = UNSET,
+    seed: int = UNSET,
     batch_size: int = 64,
     controller: Any = None,
     callback: Callable[[int, StepContext], None] | None = None,
@@ -534,38 +205,37 @@ def sample(
 ) -> Samples:
     """Sample ``n`` completions per prompt; see the module docstring for every convention.
 
-    ``prompts`` are strings (tokenized with ``add_special_tokens``) or lists of token ids.
-    ``stop`` strings are matched on the decoded generated text; ``eos_token_id`` defaults
-    to the tokenizer's eos plus the model's ``generation_config`` eos ids (``[]``: never
-    stop at eos). ``controller``
-    is one controller or a list (protocol above); ``callback(step, ctx)`` observes.
+    The sampling settings are ``params=SamplingParams(...)`` or the loose keywords ``n``,
+    ``temperature``, ``top_p``, ``max_new_tokens``, ``stop``, ``seed`` (defaults: those
+    of :class:`SamplingParams`), not both. ``prompts`` are strings (tokenized with
+    ``add_special_tokens``) or lists of token ids. ``stop`` strings are matched on the
+    decoded generated text; ``eos_token_id`` defaults to the tokenizer's eos plus the
+    model's ``generation_config`` eos ids (``[]``: never stop at eos). ``controller`` is
+    one controller or a list (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes.
     ``use_cache=False`` re-runs the whole sequence each step (slow; a reference).
     """
-    runner, module = _as_runner(model, tokenizer)
+    p = resolve_params(
+        params,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        stop=stop,
+        seed=seed,
+    )
+    n, max_new_tokens, stops = p.n, p.max_new_tokens, list(p.stop)
+    runner, module = as_runner(model, tokenizer)
     tok = runner.tokenizer
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    if not 0 <= temperature < float("inf"):  # NaN fails every comparison
-        raise ValueError(f"temperature must be finite and >= 0 (0 = greedy), got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    stops = [stop] if isinstance(stop, str) else list(stop)
-    if any(not isinstance(s, str) or not s for s in stops):
-        raise ValueError("stop strings must be non-empty strings")
     pad_id = getattr(tok, "pad_token_id", None)
     if pad_id is None:
         pad_id = getattr(tok, "eos_token_id", None)
     if pad_id is None:
         raise ValueError("the tokenizer has neither a pad nor an eos token: set one")
     eos = _eos_ids(tok, module, eos_token_id)
-    controllers = _as_controllers(controller)
-    for c in controllers:
-        if hasattr(c, "setup"):
-            c.setup(model)
+    controllers = Controllers(controller)
+    controllers.setup(model)
     prompt_list, prompt_ids = _encode_prompts(prompts, tok, add_special_tokens)
     cfg_ = getattr(module, "config", None)
     limit = getattr(cfg_, "max_position_embeddings", None) or getattr(cfg_, "n_positions", None)
@@ -583,8 +253,8 @@ def sample(
     finish: list[str] = ["length"] * len(rows)
     extra: list[dict[str, Any]] = [{} for _ in rows]
     cfg = dict(
-        temperature=temperature,
-        top_p=top_p,
+        temperature=p.temperature,
+        top_p=p.top_p,
         max_new_tokens=max_new_tokens,
         stop=stops,
         eos=eos,
@@ -609,7 +279,7 @@ def sample(
                     [extra[r] for r in chunk],
                     controllers,
                     callback,
-                    seed,
+                    p.seed,
                     device,
                     cfg,
                     out=(chunk, token_ids, logprobs, finish),
@@ -638,14 +308,7 @@ def sample(
         logprobs=logprobs,
         finish_reasons=finish,
         extra=extra,
-        params=dict(
-            seed=seed,
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stops,
-            max_new_tokens=max_new_tokens,
-        ),
+        params=p.to_dict(),
     )
 
 
@@ -666,7 +329,7 @@ def _run_batch(
     prompt_ids: list[list[int]],
     rows: list[tuple[int, int]],
     extra: list[dict],
-    controllers: list,
+    controllers: Controllers,
     callback,
     seed: int,
     device,
@@ -726,10 +389,8 @@ def _run_batch(
             sample_index=sample_index[alive],
             extra=[extra[b] for b in alive_list],
         )
-        for c in controllers:
-            if hasattr(c, "before"):
-                c.before(t, ctx)
-        edits = _merged_edits(controllers, t, ctx)
+        controllers.before(t, ctx)
+        edits = controllers.edits(t, ctx)
         res = runner.run(
             inp,
             call_mask,
@@ -752,11 +413,7 @@ def _run_batch(
         ctx.logits = logits
         u = step_uniform(keys[alive], t)
         tokens = choose_tokens(logits, cfg["temperature"], cfg["top_p"], u)
-        for c in controllers:
-            fn = getattr(c, "select", None)
-            sel = fn(t, logits, tokens, ctx) if fn is not None else None
-            if sel is not None:
-                tokens = _as_tokens(sel, tokens)
+        tokens = controllers.select(t, logits, tokens, ctx)
         was_done = ctx.done
         live = ~was_done
         tokens = tokens.masked_fill(was_done, pad_id)
@@ -782,9 +439,7 @@ def _run_batch(
         done[alive] = now_done
         ctx.done, ctx.tokens, ctx.stepped = now_done, tokens, live
         ctx.generated = gen[alive, : t + 1]
-        for c in controllers:
-            if hasattr(c, "after"):
-                c.after(t, ctx)
+        controllers.after(t, ctx)
         if callback is not None:
             callback(t, ctx)
         if bool(now_done.all()):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .sampling import Samples
+from .sampling_params import UNSET, SamplingParams, resolve_params
 
 
 def _import_vllm():
@@ -33,37 +34,47 @@ def sample_vllm(
     model: str,
     prompts: Sequence[str],
     *,
-    n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 64,
-    stop: Sequence[str] | str = (),
-    seed: int = 0,
+    params: SamplingParams | None = None,
+    n: int = UNSET,
+    temperature: float = UNSET,
+    top_p: float = UNSET,
+    max_new_tokens: int = UNSET,
+    stop: Sequence[str] | str = UNSET,
+    seed: int = UNSET,
     llm: Any = None,
     **llm_kwargs: Any,
 ) -> Samples:
-    """Sample ``n`` completions per prompt with vLLM. ``llm`` reuses a loaded ``vllm.LLM``."""
+    """Sample ``n`` completions per prompt with vLLM. ``llm`` reuses a loaded ``vllm.LLM``.
+
+    The sampling settings are ``params=SamplingParams(...)`` or the loose keywords, not
+    both, as for :func:`rlvr.sampling.sample`.
+    """
+    p = resolve_params(
+        params,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        stop=stop,
+        seed=seed,
+    )
     if isinstance(prompts, str):
         prompts = [prompts]
     if not prompts:
         raise ValueError("no prompts given")
-    if n < 1 or max_new_tokens < 1:
-        raise ValueError(
-            f"need n >= 1 and max_new_tokens >= 1, got n={n}, max_new_tokens={max_new_tokens}"
-        )
     vllm = _import_vllm()
     if llm is None:
-        llm = vllm.LLM(model=model, seed=seed, **llm_kwargs)
-    params = vllm.SamplingParams(
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_new_tokens,
-        stop=[stop] if isinstance(stop, str) else list(stop),
-        seed=seed,
+        llm = vllm.LLM(model=model, seed=p.seed, **llm_kwargs)
+    vllm_params = vllm.SamplingParams(
+        n=p.n,
+        temperature=p.temperature,
+        top_p=p.top_p,
+        max_tokens=p.max_new_tokens,
+        stop=list(p.stop),
+        seed=p.seed,
         logprobs=0,
     )
-    outs = llm.generate(list(prompts), params)
+    outs = llm.generate(list(prompts), vllm_params)
     prompt_index, sample_index, token_ids, texts, logprobs, finish = [], [], [], [], [], []
     for i, o in enumerate(outs):
         for j, c in enumerate(o.outputs):
@@ -79,7 +90,7 @@ def sample_vllm(
             finish.append("length" if c.finish_reason == "length" else "stop")
     return Samples(
         list(prompts),
-        n,
+        p.n,
         prompt_index,
         sample_index,
         token_ids,
@@ -87,11 +98,5 @@ def sample_vllm(
         logprobs,
         finish,
         [{} for _ in texts],
-        {
-            "backend": "vllm",
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_new_tokens": max_new_tokens,
-            "seed": seed,
-        },
+        {"backend": "vllm", **p.to_dict()},
     )

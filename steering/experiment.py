@@ -39,6 +39,7 @@ import probes
 from probes import LabeledTrace, Site
 from rlvr import passk as pk
 from rlvr.sampling import sample
+from rlvr.sampling_params import SamplingParams
 from rlvr.tasks import load_task
 
 from . import check_same_tokenizer  # exported by the package (steering.hybrid)
@@ -207,17 +208,22 @@ class Run:
             print(f"[{stage}] done in {value['seconds']:.1f}s")
         return value
 
-    def sampling_kwargs(self, problems: Sequence[Any], n: int, seed: int) -> dict[str, Any]:
-        """The study's sampling settings for ``problems`` (shared by every stage)."""
+    def sampling_params(self, n: int, seed: int) -> SamplingParams:
+        """The study's sampling settings for ``n`` samples per problem (shared by every stage)."""
         s = self.cfg.sampling
-        return dict(
-            prompts=[self.task.prompt(p) for p in problems],
+        return SamplingParams(
             n=n,
             temperature=s.temperature,
             top_p=s.top_p,
             max_new_tokens=self.max_new_tokens,
             stop=self.task.stop,
             seed=seed,
+        )
+
+    def sampling_kwargs(self, problems: Sequence[Any], n: int, seed: int) -> dict[str, Any]:
+        """``prompts`` of ``problems`` and ``params``: the study's :meth:`sampling_params`."""
+        return dict(
+            prompts=[self.task.prompt(p) for p in problems], params=self.sampling_params(n, seed)
         )
 
     def sample(self, which: str, problems: Sequence[Any], n: int, seed: int):
@@ -281,7 +287,9 @@ def stage_passk(run: Run) -> dict:
         return out
 
     raw = run.cached("passk", key, compute)
-    return summarize_passk(raw, cfg.hybrid.n_boot, run.seed)
+    out = summarize_passk(raw, cfg.hybrid.n_boot, run.seed)
+    out["sampling"] = run.sampling_params(s.n, run.seed).to_dict()  # provenance of the samples
+    return out
 
 
 def summarize_passk(raw: dict, n_boot: int, seed: int) -> dict:

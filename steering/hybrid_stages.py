@@ -171,7 +171,7 @@ def _token_views(run, problems, out, dec: HybridDecoder, k: int = 3) -> list[dic
 def _generate(run, dec: HybridDecoder, problems, n: int, seed: int, temperature=None):
     kw = run.sampling_kwargs(problems, n, seed)
     if temperature is not None:
-        kw["temperature"] = temperature
+        kw["params"] = kw["params"].replace(temperature=temperature)
     return dec.generate(**kw, batch_size=run.cfg.sampling.batch_size, progress=run.progress)
 
 
@@ -550,7 +550,7 @@ def stage_temperature(run, res: dict, table) -> dict:
                 base, rl = st.base, st.rl  # the passk stage's larger sample
             else:
                 kw = run.sampling_kwargs(st.problems, n, run.seed + TEST_SEED)
-                kw["temperature"] = temp
+                kw["params"] = kw["params"].replace(temperature=temp)
                 base, rl = (
                     run.score(st.problems, run.sample_with(w, kw)) / n for w in ("base", "rl")
                 )

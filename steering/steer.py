@@ -47,7 +47,7 @@ left padding). The residual at position ``p`` produces the logits for token ``p 
   (``positions[i]`` applies to every sample of prompt ``i``; in a plain forward pass,
   row ``i`` of the batch).
 - a decision function ``fn(step, ctx) -> list[label | True | None]``, one entry per row
-  of ``ctx`` (a :class:`rlvr.sampling.StepContext`): at step ``t`` it decides whether
+  of ``ctx`` (a :class:`rlvr.controllers.StepContext`): at step ``t`` it decides whether
   (and which labelled vector) fires at the position that predicts generated token ``t``
   — ``L + t - 1``, the last position of the call. ``None``/``False`` = no vector;
   ``True`` = the only vector. What fired is recorded in ``ctx.extra[row][record_as]`` as
@@ -72,7 +72,8 @@ from typing import Any
 import torch
 
 from probes.sites import Site, hidden_from, replace_hidden
-from rlvr.sampling import StepContext, position_ids_from_mask
+from rlvr.controllers import StepContext
+from rlvr.forward import position_ids_from_mask
 
 __all__ = ["Steer", "POSITIONS", "OPS"]
 

@@ -89,6 +89,16 @@ def test_every_stage_lands_in_results(tiny_run):
         assert (out / png).stat().st_size > 1000
 
 
+def test_passk_records_the_sampling_settings_it_drew_with(tiny_run):
+    out, res, cfg = tiny_run
+    disk = json.loads((out / "results.json").read_text())
+    got = disk["passk"]["sampling"]
+    assert got["n"] == 4 == disk["passk"]["n"]
+    assert got["seed"] == cfg.experiment.seed
+    assert got["temperature"] == cfg.sampling.temperature and got["top_p"] == cfg.sampling.top_p
+    assert got["max_new_tokens"] > 0 and got["stop"] == []  # the organism ends at eos
+
+
 def test_report_numbers_come_from_results(tiny_run):
     out, res, _ = tiny_run
     report = (out / "report.md").read_text()

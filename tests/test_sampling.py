@@ -391,3 +391,24 @@ def test_prompt_plus_new_tokens_beyond_the_position_limit_is_refused(handles, ar
         sample(h, [prompt, "q"], max_new_tokens=56, progress=False)
     ok = sample(h, [prompt], max_new_tokens=55, temperature=0, progress=False, eos_token_id=[])
     assert len(ok.token_ids[0]) == 55  # exactly at the limit is fine
+
+
+def test_the_loop_module_still_exports_the_names_that_moved_out():
+    import rlvr.controllers
+    import rlvr.draws
+    import rlvr.forward
+    import rlvr.sampling
+
+    homes = {
+        "StepContext": rlvr.controllers,
+        "choose_tokens": rlvr.draws,
+        "row_keys": rlvr.draws,
+        "step_uniform": rlvr.draws,
+        "forward_arg_names": rlvr.forward,
+        "new_cache": rlvr.forward,
+        "position_ids_from_mask": rlvr.forward,
+    }
+    for name, home in homes.items():
+        assert name in rlvr.sampling.__all__
+        assert getattr(rlvr.sampling, name) is getattr(home, name)
+    assert {"Samples", "sample"} <= set(rlvr.sampling.__all__)

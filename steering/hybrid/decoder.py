@@ -37,6 +37,7 @@ import torch
 import probes
 from probes.sites import Site, exec_order
 from rlvr.sampling import sample
+from rlvr.sampling_params import UNSET, SamplingParams, resolve_params
 
 from ..steer import Steer
 from ..vocab import EMIT_RULES, MODES
@@ -296,44 +297,48 @@ class HybridDecoder:
         self,
         prompts: Sequence[str] | Sequence[Sequence[int]] | str,
         *,
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 64,
-        stop: Sequence[str] | str = (),
-        seed: int = 0,
+        params: SamplingParams | None = None,
+        n: int = UNSET,
+        temperature: float = UNSET,
+        top_p: float = UNSET,
+        max_new_tokens: int = UNSET,
+        stop: Sequence[str] | str = UNSET,
+        seed: int = UNSET,
         batch_size: int = 16,
         progress: bool = True,
         use_cache: bool = True,
         eos_token_id: int | Sequence[int] | None = None,
         add_special_tokens: bool = True,
     ) -> HybridResult:
-        """Decode ``n`` completions per prompt; arguments as in :func:`rlvr.sampling.sample`.
+        """Decode ``n`` completions per prompt; arguments as in :func:`rlvr.sampling.sample`
+        (``params=`` or the loose keywords), except that ``temperature`` defaults to 0.
 
         Same seed -> same completions, independent of ``batch_size`` (up to float ties,
         as for :func:`rlvr.sampling.sample`). ``use_cache=False`` recomputes both models on
         the whole prefix every token (the slow reference).
         """
-        run = HybridRun(self, temperature=temperature, top_p=top_p, seed=seed, use_cache=use_cache)
-        samples = sample(
-            self.base,
-            prompts,
-            controller=run,
+        p = resolve_params(
+            params,
+            defaults={"temperature": 0.0},
             n=n,
             temperature=temperature,
             top_p=top_p,
             max_new_tokens=max_new_tokens,
             stop=stop,
             seed=seed,
+        )
+        run = HybridRun(self, p, use_cache=use_cache)
+        samples = sample(
+            self.base,
+            prompts,
+            params=p,
+            controller=run,
             batch_size=batch_size,
             progress=progress,
             use_cache=use_cache,
             eos_token_id=eos_token_id,
             add_special_tokens=add_special_tokens,
         )
-        params = {
-            **self.params(),
-            **dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens),
-            **dict(seed=seed, use_cache=use_cache, stop=repr(stop)),
-        }
-        return HybridResult.from_samples(samples, params)
+        return HybridResult.from_samples(
+            samples, {**self.params(), **p.to_dict(), "use_cache": use_cache}
+        )

@@ -21,7 +21,10 @@ from typing import Any
 
 import torch
 
-from rlvr.sampling import StepContext, choose_tokens, new_cache, row_keys, step_uniform
+from rlvr.controllers import StepContext
+from rlvr.draws import choose_tokens, row_keys, step_uniform
+from rlvr.forward import new_cache
+from rlvr.sampling_params import SamplingParams
 
 from ..steer import Steer
 from .records import LOG_KEY, STEER_KEY, STEPS_KEY, UNAVOIDABLE_KEY, HybridEvent
@@ -105,10 +108,11 @@ class StepView:
 class HybridRun:
     """Per-call state of the hybrid decoder (see the module docs)."""
 
-    def __init__(self, dec: Any, *, temperature: float, top_p: float, seed: int, use_cache: bool):
+    def __init__(self, dec: Any, params: SamplingParams, *, use_cache: bool):
         self.dec = dec
         self.router = dec.router
-        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        # the loop's draws, for the router model's tokens and the exclusive redraws
+        self.temperature, self.top_p, self.seed = params.temperature, params.top_p, params.seed
         self.site = getattr(self.router, "site", None)
         model = getattr(self.router, "model", None)
         self.token_model = TokenModel(model, use_cache) if model is not None else None

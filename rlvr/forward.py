@@ -1,0 +1,130 @@
+"""One forward pass of a causal LM, as the loop and the model handles both need it.
+
+- :func:`position_ids_from_mask` — position ids that skip left padding;
+- :func:`new_cache` — an empty transformers KV cache for a model;
+- :func:`forward_arg_names` — how this transformers version names the cache and the
+  last-logits arguments of ``forward``;
+- :class:`PlainHF` — a plain transformers causal LM driven with a handle's ``run``
+  signature (no residual edits), and :func:`as_runner`, which gives the loop either that
+  or the handle it was given.
+
+``probes.handles`` builds its adapters on these, and :mod:`rlvr.sampling` drives either
+kind of model through them; this module imports neither ``probes`` nor the loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+__all__ = [
+    "PlainHF",
+    "PlainOutput",
+    "as_runner",
+    "forward_arg_names",
+    "module_of",
+    "new_cache",
+    "position_ids_from_mask",
+]
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip left padding: ``cumsum(mask) - 1`` (pads get 0)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def new_cache(module: torch.nn.Module | None):
+    """An empty transformers ``DynamicCache`` for ``module`` (sliding-window aware when possible)."""
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=module.config) if module is not None else DynamicCache()
+    except TypeError:  # transformers < 4.56 takes no config
+        return DynamicCache()
+
+
+def forward_arg_names(model: torch.nn.Module) -> tuple[str, str | None]:
+    """How this model's ``forward`` names the KV cache and the last-logits argument.
+
+    transformers >= 5.2x says ``cache`` (``past_key_values`` before) and ``logits_to_keep``
+    (``num_logits_to_keep`` before, or nothing at all).
+    """
+    params = inspect.signature(model.forward).parameters
+    cache = "cache" if "cache" in params else "past_key_values"
+    keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+    return cache, keep
+
+
+class PlainOutput:
+    """What :meth:`PlainHF.run` returns: ``logits`` and the (filled) ``past_key_values``."""
+
+    __slots__ = ("logits", "past_key_values")
+
+    def __init__(self, logits, past_key_values):
+        self.logits = logits
+        self.past_key_values = past_key_values
+
+
+class PlainHF:
+    """Drive a plain transformers causal LM with the handle's ``run`` signature (no edits)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self._cache_kw, self._keep_kw = forward_arg_names(model)
+
+    def run(
+        self,
+        input_ids,
+        attention_mask=None,
+        *,
+        edits=None,
+        position_ids=None,
+        past_key_values=None,
+        use_cache=False,
+        logits_to_keep=0,
+    ) -> PlainOutput:
+        if edits:
+            raise TypeError(
+                "this controller edits the residual stream, which needs a model handle: "
+                "sample(probes.wrap(model, tokenizer), ...) instead of a plain HF model"
+            )
+        kw = {self._cache_kw: past_key_values} if past_key_values is not None else {}
+        if logits_to_keep and self._keep_kw:
+            kw[self._keep_kw] = logits_to_keep
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=use_cache,
+            **kw,
+        )
+        return PlainOutput(out.logits, past_key_values)
+
+
+def module_of(handle: Any) -> torch.nn.Module | None:
+    """The torch module behind a handle (``handle.model``), or None."""
+    mod = getattr(handle, "model", None)
+    return mod if isinstance(mod, torch.nn.Module) else None
+
+
+def as_runner(model: Any, tokenizer: Any) -> tuple[Any, torch.nn.Module | None]:
+    """``(runner, module)``: a handle as it is, or a plain HF model wrapped in :class:`PlainHF`.
+
+    ``runner`` has ``.tokenizer`` and ``.run(...)``; ``module`` is the torch module (for
+    its config, device and generation config), None when the handle hides it.
+    """
+    if hasattr(model, "run") and hasattr(model, "tokenizer"):
+        if tokenizer is not None and tokenizer is not model.tokenizer:
+            raise ValueError("this handle has its own tokenizer: do not pass tokenizer=")
+        return model, module_of(model)
+    if isinstance(model, torch.nn.Module) and hasattr(model, "config"):
+        if tokenizer is None:
+            raise ValueError("a plain Hugging Face model needs tokenizer=...")
+        return PlainHF(model, tokenizer), model
+    raise TypeError(
+        f"cannot sample from a {type(model).__name__}: pass a model handle "
+        "(probes.wrap(...)) or a transformers causal LM with tokenizer=..."
+    )
