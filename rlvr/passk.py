@@ -6,11 +6,12 @@ Bootstrap confidence intervals resample problems (not samples) with replacement.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .checks import probability
 
 __all__ = [
     "Crossover",
@@ -411,12 +412,9 @@ def cover_at(
     counts: Sequence[int] | np.ndarray, n: int | Sequence[int] | np.ndarray, tau: float
 ) -> float:
     """Share of problems whose solve rate ``c / n`` is at least ``tau``."""
-    if isinstance(tau, bool) or not isinstance(tau, int | float | np.floating):
-        raise TypeError(f"tau must be a float in [0, 1], got {type(tau).__name__} {tau!r}")
-    if not 0.0 <= float(tau) <= 1.0:
-        raise ValueError(f"tau={tau} must lie in [0, 1]: it is a per-problem solve-rate threshold")
+    tau = probability(tau, "tau", "a per-problem solve-rate threshold")
     c, n_arr = _counts_and_n(counts, n)
-    return float(np.mean(c / n_arr >= float(tau)))
+    return float(np.mean(c / n_arr >= tau))
 
 
 # ----------------------------------------------------------------------------- majority vote
@@ -509,7 +507,4 @@ def sampling_efficiency_gap(
 def _check_rate(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
         raise TypeError(f"{name} must be a PassKCurve or a float, got {type(value).__name__}")
-    v = float(value)
-    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-        raise ValueError(f"{name}={value} is not a pass rate: pass a value in [0, 1]")
-    return v
+    return probability(value, name, "a pass rate")

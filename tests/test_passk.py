@@ -301,5 +301,5 @@ def test_sampling_efficiency_gap_from_curves_and_values():
     rl_curve = passk_curve(rl, 64, [1, 8, 64], n_boot=10)
     assert sampling_efficiency_gap(base_curve, rl_curve) == pytest.approx(1.0 - 0.5)
     assert sampling_efficiency_gap(0.9, 0.6) == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="not a pass rate"):
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\] \(a pass rate\)"):
         sampling_efficiency_gap(1.5, 0.2)
