@@ -25,6 +25,7 @@ _EXPORTS = {
     "Crossover": "passk",
     "PassKCurve": "passk",
     "bootstrap_ci": "passk",
+    "correct_counts": "passk",
     "cover_at": "passk",
     "coverage_split": "passk",
     "crossover": "passk",

@@ -1,6 +1,7 @@
 """Exact pass@k measurement: unbiased estimator, bootstrap curves, crossover, coverage.
 
-All estimators take per-problem correct-sample counts ``c`` out of ``n`` samples.
+All estimators take per-problem correct-sample counts ``c`` out of ``n`` samples
+(:func:`correct_counts` gives them from a task's verifier and the samples).
 Bootstrap confidence intervals resample problems (not samples) with replacement.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +19,7 @@ __all__ = [
     "Crossover",
     "PassKCurve",
     "bootstrap_ci",
+    "correct_counts",
     "cover_at",
     "coverage_split",
     "crossover",
@@ -117,6 +120,32 @@ def _ks_array(ks: object, n_min: int, *, increasing: bool) -> np.ndarray:
     if increasing and np.any(np.diff(k) <= 0):
         raise ValueError(f"ks={k.tolist()} must be strictly increasing: sort them and drop repeats")
     return k
+
+
+# ----------------------------------------------------------------------------- counts
+
+
+def correct_counts(task: Any, problems: Sequence[Any], samples: Any) -> np.ndarray:
+    """Per-problem correct counts ``c`` (int array, one per problem) of sampled completions.
+
+    ``samples`` gives ``texts`` and ``prompt_index`` into ``problems`` (``Samples`` from
+    :func:`rlvr.sampling.sample`, or a hybrid result); ``task.verify(problem, completion)``
+    scores each completion, and a reward above 0.5 counts as correct.
+    """
+    texts, index = list(samples.texts), list(samples.prompt_index)
+    if len(texts) != len(index):
+        raise ValueError(
+            f"samples hold {len(texts)} texts but {len(index)} prompt indices: give one per row"
+        )
+    c = np.zeros(len(problems), dtype=int)
+    for i, text in zip(index, texts):
+        if not 0 <= i < len(problems):
+            raise ValueError(
+                f"prompt index {i} is outside the {len(problems)} problems: pass the problems "
+                "the samples were drawn for"
+            )
+        c[i] += int(task.verify(problems[i], text) > 0.5)
+    return c
 
 
 # ----------------------------------------------------------------------------- estimator
