@@ -388,6 +388,38 @@ def test_shipped_pair_loads_through_handles_and_rl_beats_base():
 
 
 @pytest.mark.skipif(not _shipped(), reason="the organism checkpoints are not shipped yet")
+def test_store_opens_an_organism_folder(tmp_path):
+    from rlvr.organism import checkpoint, default_dir, load_splits
+    from rlvr.organism.store import organism_folder
+
+    assert organism_folder() == default_dir() == organism_folder(str(default_dir()))
+    assert checkpoint("rl") == default_dir() / "rl-seed0"
+    assert {p.cls for p in load_splits("test", "long")} == {"long"}
+    with pytest.raises(ValueError, match="recipe.toml missing"):
+        organism_folder(tmp_path)
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        load_splits("val")
+    with pytest.raises(ValueError, match="no checkpoint 'rl-seed9'"):
+        checkpoint("rl-seed9")
+
+
+def test_evaluate_does_not_import_the_training_pipeline():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, rlvr.organism.evaluate, rlvr.organism.store; "
+        "print('rlvr.organism.pipeline' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not _shipped(), reason="the organism checkpoints are not shipped yet")
 def test_shipped_files_are_complete():
     from rlvr.formats import format_shares_from_log
     from rlvr.organism import default_dir, load_recipe, load_splits
