@@ -32,7 +32,7 @@ from .probe import (
     plot_sweep,
 )
 from .sites import SITE_KINDS, Site
-from .spans import LabeledTrace, Span, align, data_hash
+from .spans import LabeledTrace, Span, align, data_hash, labelled_traces
 from .store import ActivationStore, extract_to_store
 from .vectors import SteeringVector
 
@@ -65,6 +65,7 @@ __all__ = [
     "fit_diffmean",
     "fit_logistic",
     "fit_pca",
+    "labelled_traces",
     "layer_sweep",
     "make_probe",
     "plot_sweep",

@@ -50,7 +50,11 @@ def baseline_mask(table: ActivationTable, label: str, baseline: str) -> torch.Te
     return table.mask(baseline)
 
 
-def _binary(table: ActivationTable, label: str, baseline: str) -> tuple[torch.Tensor, torch.Tensor]:
+def label_and_baseline(
+    table: ActivationTable, label: str, baseline: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean row masks ``(label rows, baseline rows)`` for a two-class fit: the baseline
+    (see :func:`baseline_mask`) without the label's own rows. Refused when either is empty."""
     pos = table.mask(label)
     neg = baseline_mask(table, label, baseline) & ~pos
     if int(pos.sum()) == 0:
@@ -85,7 +89,7 @@ def fit_diffmean(
     norm_match: bool = False,
 ) -> SteeringVector:
     """Difference of means: ``mean(label rows) - mean(baseline rows)`` at each site."""
-    pos, neg = _binary(table, label, baseline)
+    pos, neg = label_and_baseline(table, label, baseline)
     vecs = {}
     for s in _sites(table, sites):
         x = table.acts[s]
@@ -119,7 +123,7 @@ def fit_pca(
     The direction is the top right-singular vector of the (uncentred) difference matrix,
     signed to agree with the mean difference and scaled to its projection on it.
     """
-    pos, neg = _binary(table, label, baseline)
+    pos, neg = label_and_baseline(table, label, baseline)
     vecs = {}
     for s in _sites(table, sites):
         x = table.acts[s]
@@ -151,7 +155,7 @@ def fit_logistic(
     """Direction of a logistic-regression probe (label vs baseline), diffmean-norm scaled."""
     from sklearn.linear_model import LogisticRegression
 
-    pos, neg = _binary(table, label, baseline)
+    pos, neg = label_and_baseline(table, label, baseline)
     vecs = {}
     for s in _sites(table, sites):
         x = table.acts[s]

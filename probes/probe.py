@@ -26,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .extract import ActivationTable
-from .fit import _binary
+from .fit import label_and_baseline
 from .sites import Site
 
 MIN_PER_CLASS = 3
@@ -222,7 +222,7 @@ def layer_sweep(
     rows: list[SweepRow] = []
     plans = []
     for label in labels:  # every label is checked before any fitting
-        pos, neg = _binary(table, label, baseline)
+        pos, neg = label_and_baseline(table, label, baseline)
         keep = (pos | neg).numpy()
         y = pos.numpy()[keep].astype(int)
         n_pos, n_neg = int(y.sum()), int((1 - y).sum())

@@ -188,3 +188,24 @@ def align(trace: LabeledTrace, tokenizer: Any, add_special_tokens: bool = True) 
 
 def collect_labels(traces: Iterable[LabeledTrace]) -> list[str]:
     return sorted({s.label for t in traces for s in t.spans})
+
+
+def labelled_traces(task: Any, problems: Sequence[Any], samples: Any) -> list[LabeledTrace]:
+    """Sampled completions as labelled traces, in the samples' row order.
+
+    ``task`` gives ``prompt(problem)`` and ``spans(prompt, completion) -> [(start, end,
+    label)]`` in characters of ``prompt + completion`` (an ``rlvr.tasks`` task or the
+    organism's ``PermutationChain``); ``samples`` gives ``texts`` and ``prompt_index`` into
+    ``problems`` (``rlvr.sampling.Samples``). Each completion becomes the trace ``prompt +
+    completion`` with its spans, scored from the completion's start; completions without a
+    span are left out.
+    """
+    traces = []
+    for row, text in enumerate(samples.texts):
+        prompt = task.prompt(problems[samples.prompt_index[row]])
+        spans = task.spans(prompt, text)
+        if spans:
+            traces.append(
+                LabeledTrace(prompt + text, [Span(*s) for s in spans], scored_from=len(prompt))
+            )
+    return traces

@@ -45,7 +45,7 @@ def _sha256(path: Path) -> str:
 
 
 @contextmanager
-def _atomic(path: Path):
+def atomic_path(path: Path):
     """Yield a temporary path beside ``path``; on success fsync it and move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -63,7 +63,7 @@ def _atomic(path: Path):
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old or the new file."""
-    with _atomic(Path(path)) as tmp, open(tmp, "wb") as f:
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
         f.write(data)
 
 
@@ -71,7 +71,7 @@ def atomic_save_tensors(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
     """``safetensors.torch.save_file``, atomically."""
-    with _atomic(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
 
 

@@ -40,7 +40,7 @@ from safetensors import safe_open
 
 from .handles import Fingerprint, ModelHandle, fingerprint_of, wrap
 from .sites import Site
-from .store import _atomic, atomic_save_tensors
+from .store import atomic_path, atomic_save_tensors
 
 _META_KEY = "rsteer.vector"
 _CV = "controlvector"
@@ -257,7 +257,7 @@ class SteeringVector:
         if p.suffix != ".gguf":
             p = p.with_name(p.name + ".gguf")
         meta = {**self.to_meta(), "gguf_coef": float(coef)}
-        with _atomic(p) as tmp:
+        with atomic_path(p) as tmp:
             w = gguf.GGUFWriter(tmp, _CV)
             w.add_string(f"{_CV}.model_hint", hint)
             w.add_uint32(f"{_CV}.layer_count", len(dirs))

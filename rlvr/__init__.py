@@ -13,7 +13,7 @@ from .lazy import lazy_exports
 _EXPORTS = {
     "extract_answer": "answers",
     "is_equiv": "answers",
-    "normalize_answer": "answers",
+    "normalize_answer": "latex",
     "verify": "answers",
     "Problem": "datasets",
     "load_gsm8k_jsonl": "datasets",
@@ -25,6 +25,7 @@ _EXPORTS = {
     "Crossover": "passk",
     "PassKCurve": "passk",
     "bootstrap_ci": "passk",
+    "correct_counts": "passk",
     "cover_at": "passk",
     "coverage_split": "passk",
     "crossover": "passk",

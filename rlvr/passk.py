@@ -1,21 +1,25 @@
 """Exact pass@k measurement: unbiased estimator, bootstrap curves, crossover, coverage.
 
-All estimators take per-problem correct-sample counts ``c`` out of ``n`` samples.
+All estimators take per-problem correct-sample counts ``c`` out of ``n`` samples
+(:func:`correct_counts` gives them from a task's verifier and the samples).
 Bootstrap confidence intervals resample problems (not samples) with replacement.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from .checks import probability
 
 __all__ = [
     "Crossover",
     "PassKCurve",
     "bootstrap_ci",
+    "correct_counts",
     "cover_at",
     "coverage_split",
     "crossover",
@@ -116,6 +120,32 @@ def _ks_array(ks: object, n_min: int, *, increasing: bool) -> np.ndarray:
     if increasing and np.any(np.diff(k) <= 0):
         raise ValueError(f"ks={k.tolist()} must be strictly increasing: sort them and drop repeats")
     return k
+
+
+# ----------------------------------------------------------------------------- counts
+
+
+def correct_counts(task: Any, problems: Sequence[Any], samples: Any) -> np.ndarray:
+    """Per-problem correct counts ``c`` (int array, one per problem) of sampled completions.
+
+    ``samples`` gives ``texts`` and ``prompt_index`` into ``problems`` (``Samples`` from
+    :func:`rlvr.sampling.sample`, or a hybrid result); ``task.verify(problem, completion)``
+    scores each completion, and a reward above 0.5 counts as correct.
+    """
+    texts, index = list(samples.texts), list(samples.prompt_index)
+    if len(texts) != len(index):
+        raise ValueError(
+            f"samples hold {len(texts)} texts but {len(index)} prompt indices: give one per row"
+        )
+    c = np.zeros(len(problems), dtype=int)
+    for i, text in zip(index, texts):
+        if not 0 <= i < len(problems):
+            raise ValueError(
+                f"prompt index {i} is outside the {len(problems)} problems: pass the problems "
+                "the samples were drawn for"
+            )
+        c[i] += int(task.verify(problems[i], text) > 0.5)
+    return c
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -411,12 +441,9 @@ def cover_at(
     counts: Sequence[int] | np.ndarray, n: int | Sequence[int] | np.ndarray, tau: float
 ) -> float:
     """Share of problems whose solve rate ``c / n`` is at least ``tau``."""
-    if isinstance(tau, bool) or not isinstance(tau, int | float | np.floating):
-        raise TypeError(f"tau must be a float in [0, 1], got {type(tau).__name__} {tau!r}")
-    if not 0.0 <= float(tau) <= 1.0:
-        raise ValueError(f"tau={tau} must lie in [0, 1]: it is a per-problem solve-rate threshold")
+    tau = probability(tau, "tau", "a per-problem solve-rate threshold")
     c, n_arr = _counts_and_n(counts, n)
-    return float(np.mean(c / n_arr >= float(tau)))
+    return float(np.mean(c / n_arr >= tau))
 
 
 # ----------------------------------------------------------------------------- majority vote
@@ -509,7 +536,4 @@ def sampling_efficiency_gap(
 def _check_rate(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
         raise TypeError(f"{name} must be a PassKCurve or a float, got {type(value).__name__}")
-    v = float(value)
-    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-        raise ValueError(f"{name}={value} is not a pass rate: pass a value in [0, 1]")
-    return v
+    return probability(value, name, "a pass rate")

@@ -28,7 +28,7 @@ import numpy as np
 
 import probes
 from probes import Site
-from rlvr.passk import bootstrap_ci
+from rlvr.passk import bootstrap_ci, correct_counts
 
 from .hybrid import (
     AnyPositionRandomRouter,
@@ -99,10 +99,7 @@ def _vectors(run, res: dict, labels: list[str], site: Site) -> dict[str, probes.
 
 
 def _accuracy(run, problems, out, n: int) -> np.ndarray:
-    acc = np.zeros(len(problems))
-    for g in out.generations:
-        acc[g.prompt_index] += run.task.verify(problems[g.prompt_index], g.text) > 0.5
-    return acc / n
+    return correct_counts(run.task, problems, out) / n
 
 
 def _event_prefixes(tok, g):

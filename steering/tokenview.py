@@ -26,7 +26,6 @@ constraint, e.g. a re-rank among the base's top tokens), or ``prompt``.
 from __future__ import annotations
 
 import html
-import math
 import os
 import tempfile
 from collections import Counter
@@ -34,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rlvr.checks import probability
 
 __all__ = ["AUTHORS", "Token", "TokenView", "from_traces", "render_html", "write_html"]
 
@@ -71,16 +72,8 @@ class Token:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v):
                 raise ValueError(f"token {name} must be a non-empty str or None, got {v!r}")
-        if self.prob is not None:
-            try:
-                p = float(self.prob)  # numpy and torch scalars too
-            except (TypeError, ValueError):
-                p = math.nan
-            if isinstance(self.prob, bool) or not 0 <= p <= 1:
-                raise ValueError(
-                    f"token prob must be a probability in [0, 1] or None, got {self.prob!r}"
-                )
-            object.__setattr__(self, "prob", p)
+        if self.prob is not None:  # numpy and torch scalars too
+            object.__setattr__(self, "prob", probability(self.prob, "token prob"))
 
 
 @dataclass

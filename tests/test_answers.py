@@ -156,3 +156,17 @@ def test_without_sympy_falls_back_to_strings_and_numbers(monkeypatch: pytest.Mon
     assert is_equiv(r"\dfrac{\sqrt{3}}{2}", r"\frac{\sqrt3}{2}")
     assert not is_equiv(r"\frac{1}{\sqrt{2}}", r"\frac{\sqrt{2}}{2}")
     assert not is_equiv("x+1", "x-1")
+
+
+def test_latex_readers():
+    from rlvr import latex
+
+    assert latex.normalize_answer is normalize_answer  # the answers module re-exports it
+    assert latex.brace_group_end("{a{b}}c", 0) == 6
+    assert latex.brace_group_end(r"{a\}b}", 0) == 6  # an escaped brace does not close
+    assert latex.brace_group_end("{a{b}", 0) is None
+    assert latex.last_boxed(r"\boxed{1} then \boxed{\frac{1}{2}}") == r"\frac{1}{2}"
+    assert latex.last_boxed(r"\boxed 7 or \boxed{8") == "7" and latex.last_boxed("no box") is None
+    assert latex.brace_arg("  {ab}c", 0) == ("ab", 6)
+    assert latex.brace_arg(r"\pi r", 0) == (r"\pi", 3)
+    assert latex.brace_arg("xy", 1) == ("y", 2) and latex.brace_arg("^2", 0) is None

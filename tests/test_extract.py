@@ -300,3 +300,28 @@ def test_rest_never_includes_the_bos_token(model_dir):
     h = probes.wrap(model_dir("llama"))
     al = probes.align(LabeledTrace("ab=xy", [(2, 5, "step")]), h.tokenizer)
     assert al.input_ids[0] == h.tokenizer.bos_token_id and al.scored_from == 1
+
+
+def test_labelled_traces_from_samples():
+    from types import SimpleNamespace
+
+    from rlvr.organism import PermutationChain, Problem
+
+    task = PermutationChain()
+    problems = [Problem("a", 4), Problem("i", 2)]
+    samples = SimpleNamespace(
+        texts=["iV?VWY=VWY.", ".", "=abc."], prompt_index=[0, 0, 1]
+    )  # the second completion has no span: left out
+    traces = probes.labelled_traces(task, problems, samples)
+    assert [t.text for t in traces] == ["a04:iV?VWY=VWY.", "i02:=abc."]
+    assert [t.scored_from for t in traces] == [4, 4]
+    assert [(s.start, s.end, s.label) for s in traces[1].spans] == [(4, 8, "direct")]
+    first = traces[0]
+    assert [(first.text[s.start : s.end], s.label) for s in first.spans] == [
+        ("i", "stepwise"),
+        ("V", "step"),
+        ("?V", "check"),
+        ("W", "step"),
+        ("Y", "step"),
+        ("=VWY", "answer"),
+    ]

@@ -353,6 +353,57 @@ def test_gate_refuses_an_incompetent_base(tmp_path):
     assert not (tmp_path / "out" / "rl-seed0").exists()
 
 
+def test_card_numbers_and_shared_tables():
+    from rlvr.organism.card import (
+        at,
+        ci,
+        minutes,
+        num,
+        passk_table,
+        pct,
+        rl_formats_table,
+        training_table,
+        weights_table,
+    )
+
+    assert (pct(0.1234), pct(0.5, 0), pct(None)) == ("12.3%", "50%", "n/a")
+    assert (num(1 / 3), num(2.25, 1), num(None)) == ("0.333", "2.2", "n/a")
+    assert minutes(90) == "1.5 min (90 s)" and minutes(None) == "n/a"
+    curve = {"ks": [1, 4], "mean": [0.1, 0.3], "low": [0.05, 0.2], "high": [0.2, 0.4]}
+    assert at(curve, 4) == {"mean": 0.3, "low": 0.2, "high": 0.4}
+    assert ci(at(curve, 1)) == "0.100 [0.050, 0.200]" and ci(None) == ci({"mean": None}) == "n/a"
+
+    def cells(line: str) -> list[str]:
+        return [x.strip() for x in line.strip("|").split("|")]
+
+    models = {"base": {"passk": {"main": curve}}, "rl": {"passk": {"main": curve}}}
+    table = passk_table(models, ["base", "rl"], "main", [1, 4])
+    assert cells(table[0]) == ["k", "base", "rl"] and len(table) == 4
+    assert cells(table[3]) == ["4", "0.300 [0.200, 0.400]", "0.300 [0.200, 0.400]"]
+    rows = training_table([("pretraining", "lr 1e-3", 10, 120.0), ("GRPO seed 0", "G 8", 5, None)])
+    assert [cells(r) for r in rows[2:]] == [
+        ["pretraining", "lr 1e-3", "10", "2.0 min (120 s)"],
+        ["GRPO seed 0", "G 8", "5", "n/a"],
+    ]
+    row = {"step": 3, "shares": {"STEP": 0.5}, "reward": 0.25, "checks_per_step": None}
+    fs = {"table": [{**row, "step_acc": 1.0, "mean_length": 12.34}]}  # DIRECT, STEP, CHECK
+    want = ["3", "n/a", "50.0%", "n/a", "0.250", "n/a", "1.000", "12.3"]
+    assert cells(rl_formats_table(fs)[2]) == want
+    share = {"updated_share": 0.9, "sparsity": 0.1}
+    w = {"sparsity": {"rl": {"bf16": share, "fp32": share}}, "rank": {"rl": {"mean": 0.5}}}
+    assert cells(weights_table(w, ["rl"], sparsity=False)[2]) == ["rl", "90.0%", "90.0%", "0.500"]
+    assert cells(weights_table(w, ["rl"], sparsity=True)[2])[1] == "90.0% (sparsity 10.0%)"
+
+
+@pytest.mark.parametrize("folder", ["organism-sharpening", "organism-when"])
+def test_shipped_cards_render_from_their_results_exactly(folder, tmp_path):
+    from rlvr.organism import default_dir, write_card
+
+    root = default_dir().parent / folder
+    card = write_card(root, card_path=tmp_path / "README.md")
+    assert card == (root / "README.md").read_text()
+
+
 # ---------------------------------------------------------------------- the shipped pair
 
 
@@ -385,6 +436,38 @@ def test_shipped_pair_loads_through_handles_and_rl_beats_base():
         comps = sample_completions(handle, task, dev, 8, temperature=1.0, seed=0)
         acc[name] = np.mean([task.verify(p, c) for p, cs in zip(dev, comps) for c in cs])
     assert acc["rl-seed0"] > acc["base"] + 0.2 and acc["rl-seed1"] > acc["base"] + 0.2, acc
+
+
+@pytest.mark.skipif(not _shipped(), reason="the organism checkpoints are not shipped yet")
+def test_store_opens_an_organism_folder(tmp_path):
+    from rlvr.organism import checkpoint, default_dir, load_splits
+    from rlvr.organism.store import organism_folder
+
+    assert organism_folder() == default_dir() == organism_folder(str(default_dir()))
+    assert checkpoint("rl") == default_dir() / "rl-seed0"
+    assert {p.cls for p in load_splits("test", "long")} == {"long"}
+    with pytest.raises(ValueError, match="recipe.toml missing"):
+        organism_folder(tmp_path)
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        load_splits("val")
+    with pytest.raises(ValueError, match="no checkpoint 'rl-seed9'"):
+        checkpoint("rl-seed9")
+
+
+def test_evaluate_does_not_import_the_training_pipeline():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, rlvr.organism.evaluate, rlvr.organism.store; "
+        "print('rlvr.organism.pipeline' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.skipif(not _shipped(), reason="the organism checkpoints are not shipped yet")

@@ -8,6 +8,7 @@ from rlvr.passk import (
     Crossover,
     PassKCurve,
     bootstrap_ci,
+    correct_counts,
     cover_at,
     coverage_split,
     crossover,
@@ -301,5 +302,23 @@ def test_sampling_efficiency_gap_from_curves_and_values():
     rl_curve = passk_curve(rl, 64, [1, 8, 64], n_boot=10)
     assert sampling_efficiency_gap(base_curve, rl_curve) == pytest.approx(1.0 - 0.5)
     assert sampling_efficiency_gap(0.9, 0.6) == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="not a pass rate"):
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\] \(a pass rate\)"):
         sampling_efficiency_gap(1.5, 0.2)
+
+
+def test_correct_counts_per_problem():
+    from types import SimpleNamespace
+
+    class Task:  # correct when the completion names the problem; 0.5 is not enough
+        def verify(self, problem, completion):
+            return {problem: 1.0, "half": 0.5}.get(completion, 0.0)
+
+    samples = SimpleNamespace(
+        texts=["a", "b", "a", "half", "c", "c"], prompt_index=[0, 0, 0, 1, 2, 2]
+    )
+    c = correct_counts(Task(), ["a", "b", "c", "d"], samples)
+    assert c.dtype.kind == "i" and c.tolist() == [2, 0, 2, 0]
+    with pytest.raises(ValueError, match="outside the 2 problems"):
+        correct_counts(Task(), ["a", "b"], samples)
+    with pytest.raises(ValueError, match="6 texts but 2 prompt indices"):
+        correct_counts(Task(), ["a"], SimpleNamespace(texts=samples.texts, prompt_index=[0, 0]))

@@ -62,6 +62,18 @@ def test_every_method_recovers_the_planted_direction(method):
     assert v.method == method
 
 
+def test_label_and_baseline_masks():
+    from probes.fit import label_and_baseline
+
+    t, _ = synthetic_table(n=3)  # rows cycle check, REST, step
+    pos, neg = label_and_baseline(t, "check", "rest")
+    assert pos.tolist() == [True, False, False] * 3 and neg.tolist() == [False, True, False] * 3
+    pos, neg = label_and_baseline(t, "check", "all")  # every other labelled row, REST out
+    assert neg.tolist() == [False, False, True] * 3
+    pos, neg = label_and_baseline(t, "step", "check")
+    assert pos.tolist() == [False, False, True] * 3 and neg.tolist() == [True, False, False] * 3
+
+
 def test_fit_bad_inputs():
     t, _ = synthetic_table(n=5)
     with pytest.raises(ValueError, match="unknown label 'verify'"):

@@ -24,10 +24,7 @@ _EXPORTS = {
     "RLSpec": "grpo",
     "grpo_train": "grpo",
     "profile": "measure",
-    "checkpoint": "pipeline",
     "gate": "pipeline",
-    "load_splits": "pipeline",
-    "load_task": "pipeline",
     "train": "pipeline",
     "ModelSpec": "pretrain",
     "PretrainSpec": "pretrain",
@@ -40,6 +37,9 @@ _EXPORTS = {
     "Recipe": "recipe",
     "default_dir": "recipe",
     "load_recipe": "recipe",
+    "checkpoint": "store",
+    "load_splits": "store",
+    "load_task": "store",
     "ALPHABET": "task",
     "FORMATS": "task",
     "SEGMENT_LABELS": "task",
@@ -60,7 +60,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 # ``evaluate`` and ``pretrain`` name both a function and the submodule defining it. Importing
-# the submodule (e.g. ``from .evaluate import write_card`` inside ``train``) makes Python set
+# the submodule (e.g. ``from .evaluate import write_card`` in ``pipeline``) makes Python set
 # the package attribute of that name to the module, after which
 # ``from rlvr.organism import evaluate`` would give the module. The package keeps the function.
 _SHADOWED = frozenset(name for name, mod in _EXPORTS.items() if name == mod)

@@ -24,9 +24,9 @@ from ..passk import coverage_split, crossover, passk_curve, sampling_efficiency_
 from ..weightdiff import seed_overlap, update_rank, update_sparsity
 from .generate import sample_completions
 from .measure import profile
-from .pipeline import _dir, load_splits
 from .pretrain import competence
 from .recipe import load_recipe
+from .store import load_splits, organism_folder
 from .task import FORMATS
 from .when import design_checks, wrong_chain_share
 
@@ -133,7 +133,7 @@ def evaluate(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    root = _dir(organism_dir)
+    root = organism_folder(organism_dir)
     recipe = load_recipe(root / "recipe.toml")
     task, E = recipe.task, recipe.eval
     n = E.n if n is None else int(n)
@@ -302,7 +302,7 @@ def write_card(
     """Write the organism card (``README.md``) from ``results.json`` and ``training.json``."""
     from .card import render
 
-    root = _dir(organism_dir)
+    root = organism_folder(organism_dir)
     rpath = Path(results_path) if results_path is not None else root / "results.json"
     if not rpath.exists():
         raise ValueError(f"no results at {rpath}: run rlvr.organism.evaluate first")

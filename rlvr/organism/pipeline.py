@@ -1,4 +1,6 @@
-"""Reproduce the organism from its recipe: splits, base, gate, RL seeds (and the card)."""
+"""Reproduce the organism from its recipe: splits, base, gate, RL seeds (and the card).
+
+The files it writes are laid out as :mod:`.store` reads them."""
 
 from __future__ import annotations
 
@@ -12,59 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .evaluate import evaluate as run_eval
+from .evaluate import write_card
 from .generate import sample_completions
 from .grpo import grpo_train
 from .measure import profile
 from .pretrain import competence, pretrain
-from .recipe import Recipe, default_dir, load_recipe
-from .task import PermutationChain, Problem, read_problems, write_problems
+from .recipe import Recipe, load_recipe
+from .store import SPLITS
+from .task import Problem, write_problems
 
-__all__ = [
-    "checkpoint",
-    "gate",
-    "load_splits",
-    "load_task",
-    "train",
-]
-
-SPLITS = ("train", "dev", "test")
-
-
-def _dir(organism_dir: str | os.PathLike[str] | None) -> Path:
-    path = Path(organism_dir) if organism_dir is not None else default_dir()
-    if not (path / "recipe.toml").exists():
-        raise ValueError(
-            f"no organism at {path} (recipe.toml missing): train one with "
-            "rlvr.organism.train(recipe_path, out_dir) or pass the folder that holds it"
-        )
-    return path
-
-
-def load_task(organism_dir: str | os.PathLike[str] | None = None) -> PermutationChain:
-    """The organism's task (the shipped one by default), as its recipe defines it."""
-    return load_recipe(_dir(organism_dir) / "recipe.toml").task
-
-
-def checkpoint(name: str = "base", organism_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Folder of a checkpoint: ``"base"``, ``"rl"`` (= the first RL seed) or ``"rl-seed<N>"``."""
-    root = _dir(organism_dir)
-    if name == "rl":
-        seeds = load_recipe(root / "recipe.toml").rl_seeds
-        name = f"rl-seed{seeds[0]}"
-    path = root / name
-    if not (path / "config.json").exists():
-        have = sorted(p.name for p in root.iterdir() if (p / "config.json").exists())
-        raise ValueError(f"no checkpoint {name!r} in {root}: use one of {have}")
-    return path
-
-
-def load_splits(
-    split: str, cls: str | None = None, organism_dir: str | os.PathLike[str] | None = None
-) -> list[Problem]:
-    """Problems of a shipped split (``train``/``dev``/``test``), optionally of one class."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: use one of {SPLITS}")
-    return read_problems(_dir(organism_dir) / "splits" / f"{split}.jsonl", cls=cls)
+__all__ = ["gate", "train"]
 
 
 def _save_atomic(
@@ -229,9 +189,6 @@ def train(
     record["torch_threads"] = torch.get_num_threads()
     (out / "training.json").write_text(json.dumps(record, indent=1))
     if evaluate:
-        from .evaluate import evaluate as run_eval
-        from .evaluate import write_card
-
         run_eval(out, out / "results.json", progress=progress)
         write_card(out)
     return record

@@ -77,6 +77,11 @@ class HybridResult:
         return [g.text for g in self.generations]
 
     @property
+    def prompt_index(self) -> list[int]:
+        """The prompt of each completion (as ``Samples.prompt_index``)."""
+        return [g.prompt_index for g in self.generations]
+
+    @property
     def steered_fraction(self) -> float:
         """Tokens touched / tokens generated, over every completion (the firing rate)."""
         total = sum(g.n_tokens for g in self.generations)

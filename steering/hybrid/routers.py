@@ -38,6 +38,7 @@ import torch
 
 import probes
 from probes import Site
+from rlvr.checks import probability
 
 __all__ = [
     "AnyPositionRandomRouter",
@@ -82,12 +83,6 @@ class Router(Protocol):
 def router_labels(router: Any) -> tuple[Hashable, ...] | None:
     labels = getattr(router, "labels", None)
     return tuple(labels) if labels is not None else None
-
-
-def _check_prob(x: Any, what: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1.0:
-        raise ValueError(f"{what} must be a number in [0, 1], got {x!r}")
-    return float(x)
 
 
 def _as_handle(model: Any, what: str):
@@ -180,7 +175,7 @@ class ModelRouter:
                 "segment_start must be a callable (prefix_text, next_token_text) -> label | None, "
                 f"e.g. task.segment_start; got a {type(segment_start).__name__}"
             )
-        self.tau = _check_prob(tau, "tau (a probability threshold)")
+        self.tau = probability(tau, "tau", "a probability threshold")
         self.handle = _as_handle(model, "ModelRouter model")
         if self.handle is None:
             raise ValueError("ModelRouter needs a router model (the RL model)")
@@ -255,7 +250,7 @@ class ProbeRouter:
         classes = getattr(probe, "classes_", None)
         if classes is None:
             raise ValueError("the probe is not fitted (no classes_): call probe.fit(X, y) first")
-        self.tau = _check_prob(tau, "tau (a probability threshold)")
+        self.tau = probability(tau, "tau", "a probability threshold")
         self.probe = probe
         self.site = Site.parse(site)
         self.classes = list(np.asarray(classes).tolist())
@@ -467,7 +462,9 @@ class TimingRandomRouter:
             raise TypeError("TimingRandomRouter needs can_begin(prefix_text) (or a task with it)")
         if not isinstance(rates, Mapping) or not rates:
             raise ValueError("TimingRandomRouter needs rates {label: rate at eligible positions}")
-        self.rates = {k: _check_prob(v, f"the rate of {k!r}") for k, v in rates.items()}
+        self.rates = {
+            k: probability(v, f"rates[{k!r}]", "a firing probability") for k, v in rates.items()
+        }
         self.labels = tuple(self.rates)
         self.can_begin = fn
         self.seed = int(seed)
@@ -512,7 +509,7 @@ class AnyPositionRandomRouter:
         seed: int = 0,
         model: Any = None,
     ) -> None:
-        self.rate = _check_prob(rate, "rate (a firing probability)")
+        self.rate = probability(rate, "rate", "a firing probability")
         items = _shares(shares)
         if not items and rate > 0:
             raise ValueError("a random router that fires needs at least one label with a share > 0")
