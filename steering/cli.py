@@ -128,9 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     osub = p.add_subparsers(dest="organism_cmd", required=True)
     q = osub.add_parser(
         "train",
-        help="pretrain the base and run GRPO (RL) for both seeds",
+        help="pretrain the base and run GRPO (RL) for both seeds; or train a claims recipe",
         description="Reproduce data/organism-sharpening from scratch with the settings "
-        "and seeds of a recipe TOML (CPU, tens of minutes).",
+        "and seeds of a recipe TOML (CPU, tens of minutes). A claims recipe "
+        "(data/organism-claims/recipe.toml: [[run]] tables) trains the runs of the RL-claim "
+        "experiments instead, skipping runs already in the output folder.",
     )
     q.add_argument(
         "--recipe", default=None, help="recipe TOML (default: data/organism-sharpening/recipe.toml)"
@@ -218,14 +220,30 @@ def _dispatch(args) -> int:
         from rlvr import organism
 
         if args.organism_cmd == "train":
+            from rlvr.organism.claims.recipe import is_claims_recipe
+
             recipe = args.recipe or str(organism.default_dir() / "recipe.toml")
-            out = Path(args.out or "runs/organism-retrain")
-            if out.resolve() == organism.default_dir().resolve():
+            if not Path(recipe).is_file():
+                print(f"no recipe at {recipe}: pass --recipe FILE", file=sys.stderr)
+                return 2
+            claims = is_claims_recipe(recipe)
+            out = Path(args.out or ("runs/claims-retrain" if claims else "runs/organism-retrain"))
+            shipped = organism.default_dir().parent
+            if out.resolve() in {
+                (shipped / name).resolve()
+                for name in ("organism-sharpening", "organism-when", "organism-claims")
+            }:
                 print(
-                    "refusing to overwrite the shipped organism: pass another --out",
+                    f"refusing to overwrite the shipped folder {out}: pass another --out",
                     file=sys.stderr,
                 )
                 return 2
+            if claims:
+                from rlvr.organism.claims import train_claims
+
+                train_claims(recipe, out)
+                print(f"claims runs written to {out} (record: {out / 'training.json'})")
+                return 0
             organism.train(recipe, out)
             print(f"trained organism written to {out} (card: {out / 'README.md'})")
         else:

@@ -130,8 +130,13 @@ def test_cli_retrains_a_miniature_organism(tmp_path, capsys):
     for name in ("base", "rl-seed0", "rl-seed1"):
         assert (out / name / "model.safetensors").exists()
     assert (out / "README.md").exists() and (out / "results.json").exists()
-    assert main(["organism", "train", "--out", str(default_dir())]) == 2
-    assert "refusing to overwrite the shipped organism" in capsys.readouterr().err
+    claims = default_dir().parent / "organism-claims"
+    for shipped in (default_dir(), claims):
+        before = sorted(p.stat().st_mtime_ns for p in shipped.rglob("*.safetensors"))
+        assert main(["organism", "train", "--out", str(shipped)]) == 2
+        after = sorted(p.stat().st_mtime_ns for p in shipped.rglob("*.safetensors"))
+        assert before == after  # refused before any work: nothing rewritten
+    assert main(["organism", "train", "--recipe", str(tmp_path / "none.toml")]) == 2
 
 
 @pytest.mark.parametrize(
