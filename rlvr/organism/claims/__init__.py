@@ -28,6 +28,8 @@ _EXPORTS = {
     "shortcuts": "measure",
     "render_claim": "report",
     "plot_claim": "report",
+    "render_claims_card": "card",
+    "write_claims_card": "card",
 }
 
 __all__ = list(_EXPORTS)

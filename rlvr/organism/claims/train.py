@@ -288,6 +288,9 @@ def train_claims(
     with _record(record_path) as record:
         record["overlap"] = _overlaps(recipe, record, snap_root, out)
         record["seconds_total"] = sum(r.get("seconds", 0.0) for r in record["runs"].values())
+    from .card import write_claims_card
+
+    write_claims_card(out)
     return record
 
 
