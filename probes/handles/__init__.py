@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-# the forward helpers the adapters build on, importable from here as before
+# the forward functions the adapters build on, importable from here as before
 from rlvr.forward import forward_arg_names, new_cache, position_ids_from_mask  # noqa: F401
 
 from .base import Edit, ModelHandle, RunOutput, gather
