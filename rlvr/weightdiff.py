@@ -1,9 +1,9 @@
 """Where RL changed the weights: update sparsity, update rank, and overlap across seeds.
 
-Checkpoints are read tensor by tensor (large tensors in row blocks) through
-``safetensors.safe_open``, so two 7B checkpoints can be compared in CPU memory. A checkpoint is
-a ``.safetensors`` file, or a directory holding ``model.safetensors`` or a sharded set listed in
-``model.safetensors.index.json``.
+Checkpoints are read tensor by tensor (large tensors in row blocks) by
+:mod:`rlvr.checkpoint_reader`, so two 7B checkpoints can be compared in CPU memory. A
+checkpoint is a ``.safetensors`` file, or a directory holding ``model.safetensors`` or a
+sharded set listed in ``model.safetensors.index.json``.
 
 A parameter counts as unchanged when ``|b - a| <= tol`` after casting both to ``dtype``.
 ``dtype="bf16"`` with ``tol=1e-5`` follows Mukherjee et al. (2025, arXiv 2505.11711).
@@ -12,16 +12,21 @@ NaN entries always count as updated.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from safetensors import safe_open
+
+from .checkpoint_reader import (
+    PathLike,
+    Readers,
+    blocks,
+    check_same_architecture,
+    natural_sorted,
+    open_checkpoint,
+)
 
 __all__ = [
     "LayerUpdate",
@@ -34,8 +39,6 @@ __all__ = [
     "update_sparsity",
 ]
 
-PathLike = str | os.PathLike[str]
-
 _CASTS = {
     "bf16": (torch.bfloat16, torch.float32),
     "fp16": (torch.float16, torch.float32),
@@ -43,145 +46,6 @@ _CASTS = {
     "fp64": (torch.float64, torch.float64),
 }
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)(?:\.|$)")
-_SINGLE = "model.safetensors"
-_INDEX = "model.safetensors.index.json"
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-@dataclass(frozen=True)
-class _Checkpoint:
-    label: str
-    files: dict[str, Path]  # tensor name -> file holding it
-    shapes: dict[str, tuple[int, ...]]
-
-
-def _resolve_files(path: Path) -> dict[str, Path] | list[Path]:
-    """Either the index's name -> shard map, or the single file to read."""
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint path {str(path)!r} does not exist")
-    if path.is_file():
-        if path.suffix != ".safetensors":
-            raise ValueError(
-                f"{str(path)!r} is not a .safetensors file: convert the checkpoint to safetensors "
-                "(e.g. save_pretrained(..., safe_serialization=True))"
-            )
-        return [path]
-    index = path / _INDEX
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{str(index)!r} is not a safetensors index (expected a JSON object with a "
-                f"'weight_map' of tensor name -> shard file): {err}"
-            ) from err
-        files = {name: path / shard for name, shard in weight_map.items()}
-        for shard in sorted(set(files.values())):
-            if not shard.is_file():
-                raise FileNotFoundError(
-                    f"shard {str(shard)!r} listed in {str(index)!r} is missing: copy the complete "
-                    "checkpoint"
-                )
-        return files
-    single = path / _SINGLE
-    if single.is_file():
-        return [single]
-    hint = ""
-    if (path / "pytorch_model.bin").exists() or (path / "pytorch_model.bin.index.json").exists():
-        hint = " (found pytorch_model.bin: re-save it with safe_serialization=True)"
-    raise FileNotFoundError(
-        f"no checkpoint in {str(path)!r}: expected {str(single)!r} or {str(index)!r}{hint}"
-    )
-
-
-def _open_checkpoint(path: PathLike) -> _Checkpoint:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-    p = Path(path)
-    resolved = _resolve_files(p)
-    files: dict[str, Path] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    shard_files = resolved if isinstance(resolved, list) else sorted(set(resolved.values()))
-    for shard in shard_files:
-        with safe_open(str(shard), framework="pt") as f:
-            for name in f.keys():
-                if isinstance(resolved, dict) and resolved.get(name) != shard:
-                    continue
-                files[name] = shard
-                shapes[name] = tuple(f.get_slice(name).get_shape())
-    if isinstance(resolved, dict):
-        absent = sorted(set(resolved) - set(files))
-        if absent:
-            raise ValueError(
-                f"index of {str(p)!r} lists {len(absent)} tensors that its shards lack "
-                f"(e.g. {absent[:3]}): re-save the checkpoint"
-            )
-    if not files:
-        raise ValueError(f"checkpoint {str(p)!r} holds no tensors")
-    return _Checkpoint(label=str(p), files=files, shapes=shapes)
-
-
-def _check_same_architecture(cks: Sequence[_Checkpoint]) -> None:
-    ref = cks[0]
-    for other in cks[1:]:
-        only_ref = sorted(set(ref.files) - set(other.files))
-        only_other = sorted(set(other.files) - set(ref.files))
-        if only_ref or only_other:
-            raise ValueError(
-                f"checkpoints differ in parameter names: {len(only_ref)} only in {ref.label!r} "
-                f"(e.g. {only_ref[:5]}), {len(only_other)} only in {other.label!r} "
-                f"(e.g. {only_other[:5]}): compare checkpoints of the same architecture"
-            )
-        for name in _natural_sorted(ref.files):
-            if ref.shapes[name] != other.shapes[name]:
-                raise ValueError(
-                    f"tensor {name!r} has shape {ref.shapes[name]} in {ref.label!r} but "
-                    f"{other.shapes[name]} in {other.label!r}: compare checkpoints of the same "
-                    "architecture"
-                )
-
-
-def _natural_sorted(names: Iterable[str]) -> list[str]:
-    def key(name: str) -> list[tuple[int, int | str]]:
-        return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", name)]
-
-    return sorted(names, key=key)
-
-
-class _Readers:
-    """Lazily opened safetensors handles, closed together."""
-
-    def __init__(self, stack: ExitStack) -> None:
-        self._stack = stack
-        self._handles: dict[Path, object] = {}
-
-    def handle(self, file: Path):  # returns a safetensors handle (type not public)
-        if file not in self._handles:
-            self._handles[file] = self._stack.enter_context(safe_open(str(file), framework="pt"))
-        return self._handles[file]
-
-
-def _blocks(
-    readers: _Readers, cks: Sequence[_Checkpoint], name: str, chunk_size: int
-) -> Iterator[list[torch.Tensor]]:
-    """The tensor ``name`` from every checkpoint, in aligned row blocks of <= chunk_size."""
-    shape = cks[0].shapes[name]
-    numel = 1
-    for s in shape:
-        numel *= s
-    handles = [readers.handle(ck.files[name]) for ck in cks]
-    if len(shape) == 0 or numel <= chunk_size or shape[0] <= 1:
-        yield [h.get_tensor(name) for h in handles]
-        return
-    rows = max(1, chunk_size // max(1, numel // shape[0]))
-    slices = [h.get_slice(name) for h in handles]
-    for start in range(0, shape[0], rows):
-        yield [s[start : start + rows] for s in slices]
-
-
-# ----------------------------------------------------------------------------- comparison
 
 
 def _check_dtype(dtype: object) -> tuple[torch.dtype, torch.dtype]:
@@ -279,16 +143,16 @@ def update_sparsity(
     casts = _check_dtype(dtype)
     tol = _check_tol(tol)
     chunk_size = _check_chunk(chunk_size)
-    cks = [_open_checkpoint(a), _open_checkpoint(b)]
-    _check_same_architecture(cks)
+    cks = [open_checkpoint(a), open_checkpoint(b)]
+    check_same_architecture(cks)
     per_matrix: list[MatrixUpdate] = []
     layers: dict[int | str, list[int]] = {}
     with ExitStack() as stack:
-        readers = _Readers(stack)
-        for name in _natural_sorted(cks[0].files):
+        readers = Readers(stack)
+        for name in natural_sorted(cks[0].files):
             n_params = 0
             n_updated = 0
-            for ta, tb in _blocks(readers, cks, name, chunk_size):
+            for ta, tb in blocks(readers, cks, name, chunk_size):
                 n_params += ta.numel()
                 n_updated += int(_updated(ta, tb, casts, tol).sum())
             per_matrix.append(
@@ -336,9 +200,9 @@ def update_rank(
     cast, work = _check_dtype(dtype)
     if tol is not None:
         tol = _check_tol(tol)
-    cks = [_open_checkpoint(a), _open_checkpoint(b)]
-    _check_same_architecture(cks)
-    matrices = [n for n in _natural_sorted(cks[0].files) if len(cks[0].shapes[n]) == 2]
+    cks = [open_checkpoint(a), open_checkpoint(b)]
+    check_same_architecture(cks)
+    matrices = [n for n in natural_sorted(cks[0].files) if len(cks[0].shapes[n]) == 2]
     if names is not None:
         if isinstance(names, str):
             raise TypeError("names must be a collection of parameter names, not one string")
@@ -353,7 +217,7 @@ def update_rank(
         matrices = [n for n in matrices if n in keep]
     out: dict[str, float] = {}
     with ExitStack() as stack:
-        readers = _Readers(stack)
+        readers = Readers(stack)
         for name in matrices:
             ta, tb = (readers.handle(ck.files[name]).get_tensor(name) for ck in cks)
             delta = tb.to(cast).to(work) - ta.to(cast).to(work)
@@ -402,13 +266,13 @@ def seed_overlap(
     casts = _check_dtype(dtype)
     tol = _check_tol(tol)
     chunk_size = _check_chunk(chunk_size)
-    cks = [_open_checkpoint(base), _open_checkpoint(rl1), _open_checkpoint(rl2)]
-    _check_same_architecture(cks)
+    cks = [open_checkpoint(base), open_checkpoint(rl1), open_checkpoint(rl2)]
+    check_same_architecture(cks)
     n_params = n1 = n2 = n_both = 0
     with ExitStack() as stack:
-        readers = _Readers(stack)
-        for name in _natural_sorted(cks[0].files):
-            for t0, t1, t2 in _blocks(readers, cks, name, chunk_size):
+        readers = Readers(stack)
+        for name in natural_sorted(cks[0].files):
+            for t0, t1, t2 in blocks(readers, cks, name, chunk_size):
                 m1 = _updated(t0, t1, casts, tol)
                 m2 = _updated(t0, t2, casts, tol)
                 n_params += t0.numel()

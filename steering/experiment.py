@@ -1,5 +1,10 @@
 """The experiment runner: one TOML file in, ``results.json`` + ``report.md`` + plots out.
 
+:class:`Run` holds what every stage needs (config, task, models, sampling, the cache);
+:func:`run_experiment` runs the stages in order. The stages themselves are in
+:mod:`steering.stages` and, for the scheduling study (``select``, ``hybrid``,
+``temperature``, ``budget``), :mod:`steering.hybrid_stages`.
+
 Stages (each cached under ``<output>/cache/<stage>.json``, keyed by the settings it depends
 on and the model fingerprints, so a re-run skips finished stages):
 
@@ -12,6 +17,7 @@ on and the model fingerprints, so a re-run skips finished stages):
 ``select``   site and coefficient of the steering vectors chosen on the *dev* split.
 ``hybrid``   hybrid decoding on the *test* split: each router x mode, and the controls;
              recovery with a paired bootstrap CI and the steered-token fraction.
+``temperature`` base, RL and hybrids at each of ``[hybrid] temperatures``.
 ``budget``   recovery against the share of tokens the router touches (threshold sweep).
 ``diff``     update sparsity base -> RL (bf16 and fp32) and overlap across RL seeds.
 ``formats``  format shares over RL steps from the training logs.
@@ -21,7 +27,6 @@ on and the model fingerprints, so a re-run skips finished stages):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -36,14 +41,41 @@ import torch
 from tqdm.auto import tqdm
 
 import probes
-from probes import LabeledTrace, Site
-from rlvr import passk as pk
+from probes import LabeledTrace
+from rlvr.passk import correct_counts
 from rlvr.sampling import sample
 from rlvr.sampling_params import SamplingParams
 from rlvr.tasks import load_task
 
-from . import check_same_tokenizer  # exported by the package (steering.hybrid)
 from .config import Config, ConfigError, checkpoint_problem, load_config
+from .stages import (
+    file_sha,
+    key_hash,
+    stage_claim,
+    stage_diff,
+    stage_extract,
+    stage_formats,
+    stage_passk,
+    stage_sweep,
+    summarize_passk,
+)
+
+__all__ = [
+    "STAGES",
+    "Run",
+    "progress_enabled",
+    "resolve_threads",
+    "run_experiment",
+    "stage_bar",
+    # the stages, defined in steering.stages and importable from here as before
+    "stage_claim",
+    "stage_diff",
+    "stage_extract",
+    "stage_formats",
+    "stage_passk",
+    "stage_sweep",
+    "summarize_passk",
+]
 
 STAGES = (
     "passk",
@@ -57,14 +89,6 @@ STAGES = (
     "formats",
     "claim",
 )
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _file_sha(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def _study_of(config: dict | None) -> dict | None:
@@ -164,7 +188,7 @@ class Run:
         sampling.pop("batch_size")  # does not change the samples
         t = self.cfg.task
         files = {
-            k: _file_sha(v) for k, v in (("spec", t.spec), ("dev", t.dev), ("test", t.test)) if v
+            k: file_sha(v) for k, v in (("spec", t.spec), ("dev", t.dev), ("test", t.test)) if v
         }
         return {
             "fingerprints": self.fingerprints(),
@@ -191,7 +215,7 @@ class Run:
     # -- cache -------------------------------------------------------------------------
     def cached(self, stage: str, key: Any, fn: Callable[[], dict]) -> dict:
         path = self.out / "cache" / f"{stage}.json"
-        k = _hash(key)
+        k = key_hash(key)
         if path.exists() and not self.force:
             d = json.loads(path.read_text())
             if d.get("key") == k:
@@ -244,239 +268,12 @@ class Run:
         """About ``[extract] n_traces`` samples of ``which`` on the dev split, labelled by the task."""
         problems = self.problems("dev")
         per = max(1, -(-self.cfg.extract.n_traces // len(problems)))
-        return labelled_traces(self, problems, self.sample(which, problems, per, seed))
+        samples = self.sample(which, problems, per, seed)
+        return probes.labelled_traces(self.task, problems, samples)
 
     def score(self, problems: Sequence[Any], samples) -> np.ndarray:
-        """Per-problem correct counts, shape (problems,)."""
-        correct = np.zeros(len(problems), dtype=int)
-        for row, text in enumerate(samples.texts):
-            i = samples.prompt_index[row]
-            correct[i] += int(self.task.verify(problems[i], text) > 0.5)
-        return correct
-
-
-# -- stages --------------------------------------------------------------------------------
-
-
-def stage_passk(run: Run) -> dict:
-    cfg = run.cfg
-    s = cfg.sampling
-    problems = run.problems("test")
-    try:  # another vocabulary: the RL model's samples would be scored through the wrong one
-        check_same_tokenizer(run.model("base").tokenizer, run.model("rl").tokenizer, what="RL")
-    except ValueError as err:
-        raise ConfigError(f"{cfg.where('models', 'rl')}: {err}") from err
-    key = ["passk", run.settings_key(), cfg.hybrid.n_boot]
-
-    def compute() -> dict:
-        out: dict[str, Any] = {
-            "n": s.n,
-            "ks": s.ks,
-            "problems": [run.task.uid(p) for p in problems],
-            "classes": [run.task.cls_of(p) for p in problems],
-        }
-        for which in ("base", "rl"):
-            smp = run.sample(which, problems, s.n, run.seed)
-            out[f"{which}_correct"] = run.score(problems, smp).tolist()
-            fmts: dict[str, int] = {}
-            for t in smp.texts:
-                f = run.task.format_of(t)
-                fmts[f] = fmts.get(f, 0) + 1
-            out[f"{which}_formats"] = fmts
-            out[f"{which}_examples"] = smp.texts[: 3 * s.n : s.n]
-        return out
-
-    raw = run.cached("passk", key, compute)
-    out = summarize_passk(raw, cfg.hybrid.n_boot, run.seed)
-    out["sampling"] = run.sampling_params(s.n, run.seed).to_dict()  # provenance of the samples
-    return out
-
-
-def summarize_passk(raw: dict, n_boot: int, seed: int) -> dict:
-    n, ks = raw["n"], raw["ks"]
-    classes = np.array(raw["classes"])
-    out: dict[str, Any] = {"n": n, "ks": ks, "per_class": {}, "raw": raw}
-    groups = {"all": np.ones(len(classes), bool)}
-    for c in sorted(set(classes)):
-        groups[c] = classes == c
-    for name, m in groups.items():
-        b = np.array(raw["base_correct"])[m]
-        r = np.array(raw["rl_correct"])[m]
-        cb = pk.passk_curve(b, n, ks, n_boot=n_boot, seed=seed)
-        cr = pk.passk_curve(r, n, ks, n_boot=n_boot, seed=seed)
-        x = pk.crossover(b, r, n, ks, n_boot=n_boot, seed=seed)
-        out["per_class"][name] = {
-            "n_problems": int(m.sum()),
-            "base": {"mean": cb.mean.tolist(), "low": cb.low.tolist(), "high": cb.high.tolist()},
-            "rl": {"mean": cr.mean.tolist(), "low": cr.low.tolist(), "high": cr.high.tolist()},
-            "crossover": {
-                "k_star": x.k_star,
-                "ci": [x.ci_low, x.ci_high],
-                "p_exists": x.p_exists,
-                "note": x.note,
-                "diff": list(map(float, x.diff)),
-                "diff_low": list(map(float, x.diff_low)),
-                "diff_high": list(map(float, x.diff_high)),
-            },
-            "coverage": pk.coverage_split(b, r),
-        }
-    return out
-
-
-def labelled_traces(run: Run, problems: Sequence[Any], samples) -> list[LabeledTrace]:
-    traces = []
-    for row, text in enumerate(samples.texts):
-        prompt = run.task.prompt(problems[samples.prompt_index[row]])
-        spans = run.task.spans(prompt, text)
-        if spans:
-            traces.append(
-                LabeledTrace(
-                    prompt + text, [probes.Span(*s) for s in spans], scored_from=len(prompt)
-                )
-            )
-    return traces
-
-
-def stage_extract(run: Run) -> probes.ActivationTable:
-    e = run.cfg.extract
-    base = run.model("base")
-    sites = base.sites("resid_post") if e.sites == ["all"] else [Site.parse(x) for x in e.sites]
-    key = ["extract", run.settings_key(), asdict(e), [s.name for s in sites]]
-    if run.cfg.task.kind != "organism":  # the spans come from the configured labeller
-        lab = run.cfg.task.labeller
-        key.append(["labeller", _file_sha(lab) if Path(lab).is_file() else lab])
-    store_path = run.out / "cache" / f"store-{_hash(key)}"
-
-    def compute() -> dict:
-        traces = run.dev_traces("base", run.seed + 1)[: e.n_traces]
-        labels = e.labels
-        present = probes.spans.collect_labels(traces)
-        wanted = [x for x in labels if x in present] if labels else None
-        probes.extract_to_store(
-            base, traces, sites, store_path, pooling=e.pooling, labels=wanted, progress=run.progress
-        )
-        return {
-            "n_traces": len(traces),
-            "store": str(store_path),
-            "labels": present,
-            "missing_labels": sorted(set(labels) - set(present)),
-        }
-
-    info = run.cached("extract", key, compute)
-    table = probes.ActivationStore(info["store"]).load()
-    run.results["extract"] = {k: v for k, v in info.items() if k != "store"}
-    return table
-
-
-def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
-    sw = run.cfg.sweep
-    from probes.probe import MIN_PER_CLASS
-
-    counts = {x: int(table.mask(x).sum()) for x in table.label_names}
-    labels = [x for x, c in counts.items() if c >= MIN_PER_CLASS]
-    too_few = {x: c for x, c in counts.items() if c < MIN_PER_CLASS}
-    res = probes.layer_sweep(
-        table,
-        labels,
-        probe=sw.probe,
-        baseline=run.cfg.extract.baseline,
-        folds=sw.folds,
-        n_random=sw.n_random,
-        n_boot=sw.n_boot,
-        seed=run.seed,
-    )
-    vec_dir = run.out / "vectors"
-    vectors = {}
-    for label in labels:
-        v = probes.fit(
-            table, label, method=run.cfg.extract.method, baseline=run.cfg.extract.baseline
-        )
-        vectors[label] = str(v.save(vec_dir / f"{label}.safetensors"))
-    vector_sha = {lab: _file_sha(p) for lab, p in vectors.items()}
-    return {
-        "rows": [r.__dict__ for r in res.rows],
-        "vectors": vectors,
-        "vector_sha": vector_sha,
-        "best_site": {lab: res.best_site(lab).name for lab in labels},
-        "too_few_rows": too_few,  # labels left out: fewer rows than a probe can be judged on
-        "_result": res,
-    }
-
-
-def stage_diff(run: Run) -> dict:
-    from rlvr.weightdiff import seed_overlap, update_sparsity
-
-    m, d = run.cfg.models, run.cfg.diff
-    others = [
-        _file_sha(Path(o) / "model.safetensors") if (Path(o) / "model.safetensors").exists() else o
-        for o in m.rl_other_seeds
-    ]
-    key = ["diff", d.dtypes, d.tol, run.fingerprints(), others]
-
-    def compute() -> dict:
-        out: dict[str, Any] = {"tol": d.tol, "sparsity": {}, "overlap": []}
-        for dt in d.dtypes:
-            u = update_sparsity(m.base, m.rl, tol=d.tol, dtype=dt)
-            out["sparsity"][dt] = {
-                "updated_share": u.updated_share,
-                "n_params": u.n_params,
-                "per_layer": [x.__dict__ for x in u.per_layer],
-            }
-        for other in m.rl_other_seeds:
-            o = seed_overlap(m.base, m.rl, other, tol=d.tol, dtype=d.dtypes[0])
-            out["overlap"].append({"other": other, **o.__dict__})
-        return out
-
-    return run.cached("diff", key, compute)
-
-
-def stage_formats(run: Run) -> dict:
-    from rlvr.formats import format_shares_from_log
-
-    out = []
-    for log in run.cfg.formats.logs:
-        fs = format_shares_from_log(log)
-        out.append(
-            {
-                "log": log,
-                "steps": list(map(int, fs.steps)),
-                "labels": list(fs.labels),
-                "shares": np.asarray(fs.shares).tolist(),
-                "entropy": np.asarray(fs.entropy).tolist(),
-                "collapse_step": fs.collapse_step(0.9),
-                "dominant": fs.dominant(),
-            }
-        )
-    return {"logs": out}
-
-
-# -- orchestration ---------------------------------------------------------------------
-
-
-def stage_claim(run: Run) -> dict:
-    from rlvr.organism.claims import ClaimSettings, measure_claim
-
-    c = run.cfg.claim
-    folder = Path(c.folder)
-    settings = ClaimSettings(
-        n=c.n,
-        n_problems=c.n_problems,
-        ks=tuple(c.ks),
-        n_boot=c.n_boot,
-        seed=run.seed,
-        min_effect=c.min_effect,
-        margin=c.margin,
-        batch_size=run.cfg.sampling.batch_size,
-    )
-    files = sorted(
-        [folder / "recipe.toml", folder / "training.json", *folder.glob("*/model.safetensors")]
-    )
-    organism = Path(run.cfg.task.spec).parent
-    files += sorted(organism.glob("*/model.safetensors")) + sorted(organism.glob("logs/*.jsonl"))
-    key = ["claim", c.kind, asdict(c), run.seed, {str(f): _file_sha(f) for f in files}]
-    return run.cached(
-        "claim", key, lambda: measure_claim(c.kind, folder, settings, progress=run.progress)
-    )
+        """Per-problem correct counts, shape (problems,): :func:`rlvr.passk.correct_counts`."""
+        return correct_counts(self.task, problems, samples)
 
 
 def run_experiment(

@@ -1,5 +1,8 @@
 """Write an experiment's ``results.json``, ``report.md`` and PNG plots.
 
+The verdicts and tables are here, the scheduling study's in :mod:`steering.report_scheduling`,
+the plots in :mod:`steering.report_plots` (their ``plot_*`` names importable from here too).
+
 Every sentence of the report is derived from a number in ``results.json``; verdicts say
 "not supported" or "not observed" when the numbers do not carry a claim.
 """
@@ -14,6 +17,14 @@ import numpy as np
 
 from probes.store import atomic_write_bytes
 
+from .report_format import pct
+from .report_plots import (
+    plot_budget,
+    plot_formats,
+    plot_passk,
+    plot_router_trace,
+    plot_sweep,
+)
 from .report_scheduling import (
     attach_comparisons,
     scheduling_section,
@@ -24,14 +35,10 @@ from .report_scheduling import (
 )
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
-
-
-def _ci(lo: float | None, hi: float | None, pct: bool = True) -> str:
+def _ci(lo: float | None, hi: float | None, as_pct: bool = True) -> str:
     if lo is None or hi is None or lo != lo:
         return ""
-    return f" [{_pct(lo)}, {_pct(hi)}]" if pct else f" [{lo:.3f}, {hi:.3f}]"
+    return f" [{pct(lo)}, {pct(hi)}]" if as_pct else f" [{lo:.3f}, {hi:.3f}]"
 
 
 def _jsonable(o: Any):
@@ -44,159 +51,6 @@ def _jsonable(o: Any):
     if isinstance(o, np.generic):
         return o.item()
     return o
-
-
-# -- plots ---------------------------------------------------------------------------------
-
-
-def plot_passk(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    pk = res["passk"]
-    classes = [c for c in pk["per_class"] if c != "all"] or ["all"]
-    fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 3.3), squeeze=False)
-    ks = pk["ks"]
-    for ax, c in zip(axes[0], classes):
-        d = pk["per_class"][c]
-        for who, color in (("base", "C0"), ("rl", "C1")):
-            ax.plot(
-                ks,
-                d[who]["mean"],
-                "-o",
-                ms=3,
-                color=color,
-                label=who.upper() if who == "rl" else who,
-            )
-            ax.fill_between(ks, d[who]["low"], d[who]["high"], color=color, alpha=0.2)
-        ks_star = d["crossover"]["k_star"]
-        if ks_star:
-            ax.axvline(ks_star, color="gray", ls="--", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("k")
-        ax.set_title(f"{c} ({d['n_problems']} problems)", fontsize=9)
-    axes[0][0].set_ylabel("pass@k")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_sweep(sweep_result, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from probes.probe import plot_sweep as _plot
-
-    axes = np.atleast_1d(_plot(sweep_result))
-    fig = axes[0].figure
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_budget(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    pts = res.get("budget", {}).get("points", [])
-    if not pts:
-        return
-    fig, ax = plt.subplots(figsize=(4.6, 3.3))
-    for mode, color in (("steer", "C2"), ("handoff", "C3")):
-        p = sorted([x for x in pts if x["mode"] == mode], key=lambda x: x["steered_fraction"])
-        if not p:
-            continue
-        xs = [x["steered_fraction"] for x in p]
-        ax.errorbar(
-            xs,
-            [x["recovery"] for x in p],
-            yerr=[
-                [x["recovery"] - x["recovery_ci"][0] for x in p],
-                [x["recovery_ci"][1] - x["recovery"] for x in p],
-            ],
-            fmt="-o",
-            ms=3,
-            color=color,
-            label=mode,
-            capsize=2,
-        )
-    ax.axhline(0, color="black", lw=0.6)
-    ax.axhline(1, color="gray", lw=0.6, ls="--")
-    ax.set_xlabel("share of tokens the router touches")
-    ax.set_ylabel("gap recovered")
-    ax.set_title("scheduling budget curve", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_formats(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    logs = res.get("formats", {}).get("logs", [])
-    if not logs:
-        return
-    fig, axes = plt.subplots(1, len(logs), figsize=(4.2 * len(logs), 3.2), squeeze=False)
-    for ax, lg in zip(axes[0], logs):
-        shares = np.array(lg["shares"])
-        ax.stackplot(lg["steps"], shares.T, labels=lg["labels"], alpha=0.85)
-        ax.set_xlabel("RL step")
-        ax.set_ylim(0, 1)
-        ax.set_title(Path(lg["log"]).stem, fontsize=9)
-    axes[0][0].set_ylabel("share of rollouts")
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_router_trace(res: dict, path: Path) -> None:
-    """A token-level view: the example traces with the tokens where the router fired."""
-    import matplotlib.pyplot as plt
-
-    ex = res.get("hybrid", {}).get("examples", [])
-    if not ex:
-        return
-    ex = ex[:6]
-    width = max(len(e["prompt"]) + len(e["text"]) for e in ex)
-    fig, ax = plt.subplots(figsize=(min(16, 0.16 * width + 1.5), 0.45 * len(ex) + 0.8))
-    for row, e in enumerate(ex):
-        text = e["prompt"] + e["text"]
-        fired = {int(pos): lab for pos, lab in e["fired"]}
-        for i, ch in enumerate(text):
-            lab = fired.get(i - len(e["prompt"]))
-            color = "black" if i < len(e["prompt"]) else "C0"
-            bbox = dict(boxstyle="square,pad=0.1", fc="C3", alpha=0.35, lw=0) if lab else None
-            ax.text(
-                i,
-                -row,
-                ch,
-                family="monospace",
-                fontsize=8,
-                color=color,
-                ha="center",
-                va="center",
-                bbox=bbox,
-            )
-        ax.text(
-            len(text) + 1,
-            -row,
-            "✓" if e.get("correct") else "✗",
-            fontsize=9,
-            va="center",
-            color="C2" if e.get("correct") else "C3",
-        )
-    ax.set_xlim(-1, width + 3)
-    ax.set_ylim(-len(ex) + 0.5, 0.5)
-    ax.axis("off")
-    ax.set_title(
-        f"{res['hybrid'].get('example_run', '')}: red = the router fired at the "
-        "position that chose this token",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # -- markdown ------------------------------------------------------------------------------
@@ -214,7 +68,7 @@ def _verdicts(res: dict) -> list[str]:
         better = d0_hi < 0
         out.append(
             f"**RL finds answers more often at k=1**: {'supported' if better else 'not supported'} "
-            f"— pass@1 base {_pct(b1)} vs RL {_pct(r1)} (base − RL CI {_ci(d0_lo, d0_hi)})."
+            f"— pass@1 base {pct(b1)} vs RL {pct(r1)} (base − RL CI {_ci(d0_lo, d0_hi)})."
         )
         parts, any_sig = [], False
         for c, d in pk["per_class"].items():
@@ -231,7 +85,7 @@ def _verdicts(res: dict) -> list[str]:
             else:
                 parts.append(
                     f"{c}: no crossover up to k={ks[-1]} "
-                    f"(pass@{ks[-1]} base {_pct(d['base']['mean'][-1])}, RL {_pct(d['rl']['mean'][-1])})"
+                    f"(pass@{ks[-1]} base {pct(d['base']['mean'][-1])}, RL {pct(d['rl']['mean'][-1])})"
                 )
         word = "supported" if any_sig else "not supported"
         out.append(f"**Base beats RL at large k**: {word} — " + "; ".join(parts) + ".")
@@ -239,7 +93,7 @@ def _verdicts(res: dict) -> list[str]:
         out.append(
             f"**Coverage split** (solved in {pk['n']} samples): both {cov['both']['count']}, "
             f"base only {cov['base_only']['count']}, RL only {cov['rl_only']['count']}, "
-            f"neither {cov['neither']['count']} (pass@{ks[-1]} base {_pct(bl)}, RL {_pct(rl)})."
+            f"neither {cov['neither']['count']} (pass@{ks[-1]} base {pct(bl)}, RL {pct(rl)})."
         )
     sw = res.get("sweep")
     if sw:
@@ -273,14 +127,14 @@ def _verdicts(res: dict) -> list[str]:
     if df:
         s = df["sparsity"]
         txt = ", ".join(
-            f"{dt}: {_pct(v['updated_share'])} of parameters updated" for dt, v in s.items()
+            f"{dt}: {pct(v['updated_share'])} of parameters updated" for dt, v in s.items()
         )
         ov = df.get("overlap")
         if ov:
             o = ov[0]
             txt += (
-                f"; overlap of updated entries across two RL seeds {_pct(o['overlap_1'])} "
-                f"(chance {_pct(o['chance_1'])})"
+                f"; overlap of updated entries across two RL seeds {pct(o['overlap_1'])} "
+                f"(chance {pct(o['chance_1'])})"
             )
         first = next(iter(s.values()))["updated_share"]
         word = (
@@ -301,9 +155,9 @@ def _verdicts(res: dict) -> list[str]:
             parts.append(
                 f"{Path(lg['log']).stem}: "
                 + (
-                    f"collapsed onto {dom} ({_pct(last[dom])}) by step {cs}"
+                    f"collapsed onto {dom} ({pct(last[dom])}) by step {cs}"
                     if cs is not None
-                    else f"no single format above 90% (largest {dom} {_pct(last[dom])})"
+                    else f"no single format above 90% (largest {dom} {pct(last[dom])})"
                 )
             )
         out.append("**RL collapses formats**: " + "; ".join(parts) + ".")
@@ -318,11 +172,11 @@ def summary_table(res: dict) -> str:
     if pk:
         for c, d in pk["per_class"].items():
             rows.append(
-                f"| pass@1 ({c}) | {_pct(d['base']['mean'][0])} | {_pct(d['rl']['mean'][0])} | |"
+                f"| pass@1 ({c}) | {pct(d['base']['mean'][0])} | {pct(d['rl']['mean'][0])} | |"
             )
             rows.append(
-                f"| pass@{pk['ks'][-1]} ({c}) | {_pct(d['base']['mean'][-1])} | "
-                f"{_pct(d['rl']['mean'][-1])} | |"
+                f"| pass@{pk['ks'][-1]} ({c}) | {pct(d['base']['mean'][-1])} | "
+                f"{pct(d['rl']['mean'][-1])} | |"
             )
     hy = res.get("hybrid")
     if hy:
@@ -330,17 +184,17 @@ def summary_table(res: dict) -> str:
             if r.get("control") or "(" in r["name"]:
                 continue
             rec = (
-                f"{_pct(r['recovery'])}{_ci(*r['recovery_ci'])}"
+                f"{pct(r['recovery'])}{_ci(*r['recovery_ci'])}"
                 if r.get("recovery") is not None
                 else "n/a"
             )
-            rows.append(f"| hybrid {r['name']} | | | {rec} ({_pct(r['steered_fraction'])}) |")
+            rows.append(f"| hybrid {r['name']} | | | {rec} ({pct(r['steered_fraction'])}) |")
     tp = res.get("temperature")
     if tp:
         for g in tp["grid"]:
             t = "greedy" if g["temperature"] == 0 else f"T = {g['temperature']:g}"
             rows.append(
-                f"| pass@1 at {t} (hybrid problems) | {_pct(g['base'])} | {_pct(g['rl'])} | |"
+                f"| pass@1 at {t} (hybrid problems) | {pct(g['base'])} | {pct(g['rl'])} | |"
             )
     return "\n".join(rows)
 

@@ -1,4 +1,5 @@
-"""The scheduling study's part of the report: tables, verdicts and plots of the hybrid runs.
+"""The scheduling study's part of the report: tables and verdicts of the hybrid runs (its
+plots are drawn by :mod:`steering.report_plots`).
 
 Every verdict is computed from confidence intervals in ``results.json``: the positive
 control (the ground-truth schedule) must work before anything else is read; timing is
@@ -11,17 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
+from .report_format import pct
+from .report_plots import plot_recovery, plot_temperature
 
 
 def _ci(ci) -> str:
     if not ci or ci[0] is None or ci[0] != ci[0]:
         return ""
-    return f" [{_pct(ci[0])}, {_pct(ci[1])}]"
+    return f" [{pct(ci[0])}, {pct(ci[1])}]"
 
 
 def _num(x: float | None) -> str:
@@ -52,7 +50,7 @@ def _rec(r: dict | None) -> str:
         return "not run"
     if r.get("recovery") is None:
         return f"not measurable ({r.get('refused', 'no gap')})"
-    return f"{_pct(r['recovery'])}{_ci(r['recovery_ci'])}"
+    return f"{pct(r['recovery'])}{_ci(r['recovery_ci'])}"
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -77,8 +75,8 @@ def runs_table(hy: dict) -> list[str]:
     for r in hy["runs"]:
         hit = "–" if r.get("hit_rate") is None else f"{r['hit_rate']:.2f}"
         row = (
-            f"| {r['name']} | {_setting(r)} | {_pct(r['acc'])} | {_rec(r)} | "
-            f"{_pct(r['steered_fraction'])} | {hit} |"
+            f"| {r['name']} | {_setting(r)} | {pct(r['acc'])} | {_rec(r)} | "
+            f"{pct(r['steered_fraction'])} | {hit} |"
         )
         for lab in quality_labels:
             q = (r.get("quality") or {}).get(lab)
@@ -91,10 +89,10 @@ def temperature_table(tp: dict) -> list[str]:
     rows = ["| T | base pass@1 | RL pass@1 | RL − base [CI] | hybrids (pass@1; recovered) |"]
     rows.append("|---|---|---|---|---|")
     for g in tp["grid"]:
-        hyb = "; ".join(f"{h['name']} {_pct(h['acc'])}; {_rec(h)}" for h in g["hybrids"])
+        hyb = "; ".join(f"{h['name']} {pct(h['acc'])}; {_rec(h)}" for h in g["hybrids"])
         t = "greedy" if g["temperature"] == 0 else f"{g['temperature']:g}"
         rows.append(
-            f"| {t} | {_pct(g['base'])} | {_pct(g['rl'])} | {_pct(g['gap'])}"
+            f"| {t} | {pct(g['base'])} | {pct(g['rl'])} | {pct(g['gap'])}"
             f"{_ci(g['gap_ci'])} | {hyb} |"
         )
     return rows
@@ -134,7 +132,7 @@ def scheduling_verdicts(res: dict) -> list[str]:
     excl = "exclusive" if hy["exclusive"] else "non-exclusive"
     where = (
         f"{hy['n_problems']} test problems ({', '.join(hy['classes'])}), n = {hy['n']}, base "
-        f"{_pct(hy['acc_base'])} vs RL {_pct(hy['acc_rl'])}; verdicts use the {excl} runs"
+        f"{pct(hy['acc_base'])} vs RL {pct(hy['acc_rl'])}; verdicts use the {excl} runs"
     )
     out.append(f"**The scheduling study** ({where}).")
     mode = "handoff" if any(r["mode"] == "handoff" for r in hy["runs"]) else "steer"
@@ -160,7 +158,7 @@ def scheduling_verdicts(res: dict) -> list[str]:
         )
         out.append(
             f"**Positive control** (ground-truth schedule, {mode}, {_setting(gt)}): recovers "
-            f"{_rec(gt)} of the RL gain at {_pct(gt['steered_fraction'])} of tokens — {word}."
+            f"{_rec(gt)} of the RL gain at {pct(gt['steered_fraction'])} of tokens — {word}."
         )
         other = next((r for n, r in runs.items() if n.startswith(f"ground_truth/{mode} (")), None)
         d_ex = _diff(hy, gt["name"], other["name"]) if other is not None else None
@@ -174,7 +172,7 @@ def scheduling_verdicts(res: dict) -> list[str]:
                 word = "no clear difference"
             out.append(
                 f"With the other setting ({_setting(other)}) the ground truth recovers "
-                f"{_rec(other)}; difference {_pct(d_ex['difference'])}{_ci(d_ex['ci'])} — {word}."
+                f"{_rec(other)}; difference {pct(d_ex['difference'])}{_ci(d_ex['ci'])} — {word}."
             )
     fd = runs.get(f"first_decision/{mode}")
     if (
@@ -204,8 +202,8 @@ def scheduling_verdicts(res: dict) -> list[str]:
             word = "timing does not matter here: firing at every boundary recovers as much"
         out.append(
             f"**Does timing matter?** every-boundary schedule {_rec(eb)} at "
-            f"{_pct(eb['steered_fraction'])} of tokens; ground truth minus every-boundary "
-            f"{_pct(d['difference'])}{_ci(d['ci'])} — {word}."
+            f"{pct(eb['steered_fraction'])} of tokens; ground truth minus every-boundary "
+            f"{pct(d['difference'])}{_ci(d['ci'])} — {word}."
         )
     for r in hy["runs"]:
         if r["router"] not in ("rl", "probe", "base_probe") or r.get("control"):
@@ -215,7 +213,7 @@ def scheduling_verdicts(res: dict) -> list[str]:
             "probe": "a probe on the base trained on the RL model's decisions",
             "base_probe": "a probe on the base trained on the ground truth (no RL model)",
         }[r["router"]]
-        parts = [f"recovers {_rec(r)} at {_pct(r['steered_fraction'])} of tokens ({_setting(r)})"]
+        parts = [f"recovers {_rec(r)} at {pct(r['steered_fraction'])} of tokens ({_setting(r)})"]
         timing = next(
             (c for c in hy["runs"] if c["name"] == f"{r['name']} control: random_timing"), None
         )
@@ -231,7 +229,7 @@ def scheduling_verdicts(res: dict) -> list[str]:
             )
             parts.append(
                 f"the same labels at the same rate at random eligible moments recover "
-                f"{_rec(timing)}; difference {_pct(dt['difference'])}{_ci(dt['ci'])}: it {word}"
+                f"{_rec(timing)}; difference {pct(dt['difference'])}{_ci(dt['ci'])}: it {word}"
             )
         knows = []
         for lab, q in (r.get("quality") or {}).items():
@@ -272,7 +270,7 @@ def temperature_verdicts(res: dict) -> list[str]:
     out = [
         "**The gap depends on temperature**: "
         + "; ".join(
-            f"{'greedy' if t == 0 else f'T = {t:g}'}: RL − base {_pct(g['gap'])}{_ci(g['gap_ci'])}"
+            f"{'greedy' if t == 0 else f'T = {t:g}'}: RL − base {pct(g['gap'])}{_ci(g['gap_ci'])}"
             for t, g in grid.items()
         )
         + "."
@@ -283,88 +281,17 @@ def temperature_verdicts(res: dict) -> list[str]:
         remain = (
             "no RL gain remains there (the gap's CI includes 0 or lies below it)"
             if lo <= 0
-            else f"a gap of {_pct(best['gap'])}{_ci(best['gap_ci'])} remains for scheduling"
+            else f"a gap of {pct(best['gap'])}{_ci(best['gap_ci'])} remains for scheduling"
         )
         out.append(
             f"**Sharpening or scheduling?** The base's best temperature is {t_best} "
-            f"(pass@1 {_pct(best['base'])}). Lowering the base's temperature alone recovers "
-            f"{_pct(alone['value'])}{_ci(alone['ci'])} of the T = {study['temperature']:g} "
+            f"(pass@1 {pct(best['base'])}). Lowering the base's temperature alone recovers "
+            f"{pct(alone['value'])}{_ci(alone['ci'])} of the T = {study['temperature']:g} "
             f"gain; at {t_best} {remain}."
         )
     else:
         out.append(f"Temperature alone: not measurable ({alone.get('refused')}).")
     return out
-
-
-# -- plots -------------------------------------------------------------------------------------
-
-
-def plot_recovery(res: dict, path: Path) -> None:
-    """Horizontal bars with CIs: reference schedules, routers and controls, tokens touched."""
-    import matplotlib.pyplot as plt
-
-    runs = [r for r in res["hybrid"]["runs"] if r.get("recovery") is not None]
-    if not runs:
-        return
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(runs) + 1.2))
-    ys = np.arange(len(runs))[::-1]
-    rec = np.array([r["recovery"] for r in runs])
-    err = np.array(
-        [[r["recovery"] - r["recovery_ci"][0], r["recovery_ci"][1] - r["recovery"]] for r in runs]
-    ).T
-
-    def color(r):
-        if r.get("control"):
-            return "0.7"
-        return {"ground_truth": "C2", "every_boundary": "C8", "first_decision": "C3"}.get(
-            r["router"], "C0"
-        )
-
-    ax.barh(ys, rec, xerr=err, color=[color(r) for r in runs], capsize=2, height=0.7)
-    right = max(1.05, float(np.max(rec + err[1])) + 0.05)
-    for y, r in zip(ys, runs):
-        ax.text(
-            right + 0.02,
-            y,
-            f"{_pct(r['recovery'])} · {100 * r['steered_fraction']:.0f}% tok",
-            va="center",
-            fontsize=7,
-        )
-    ax.set_yticks(ys, [r["name"] for r in runs], fontsize=7)
-    ax.axvline(0, color="black", lw=0.6)
-    ax.axvline(1, color="gray", lw=0.6, ls="--")
-    ax.set_xlim(min(-0.1, float(np.min(rec - err[0])) - 0.05), right + 0.45)
-    ax.set_xlabel("gap recovered (95% CI)")
-    ax.set_title(
-        "green: ground truth · olive: every boundary · red: first decision · grey: controls",
-        fontsize=8,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_temperature(res: dict, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tp = res["temperature"]
-    grid = sorted(tp["grid"], key=lambda g: g["temperature"])
-    xs = [g["temperature"] for g in grid]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(xs, [g["base"] for g in grid], "o-", label="base", color="C0")
-    ax.plot(xs, [g["rl"] for g in grid], "s-", label="RL", color="C1")
-    names = sorted({h["name"] for g in grid for h in g["hybrids"]})
-    for i, name in enumerate(names):
-        ys = [next((h["acc"] for h in g["hybrids"] if h["name"] == name), np.nan) for g in grid]
-        ax.plot(xs, ys, "^--", label=f"hybrid {name}", color=f"C{i + 2}")
-    ax.set_xlabel("temperature (0 = greedy)")
-    ax.set_ylabel("pass@1")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
-    ax.set_title("pass@1 against temperature", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def scheduling_section(res: dict) -> list[str]:

@@ -40,6 +40,7 @@ _EXPORTS = {
     "checkpoint": "store",
     "load_splits": "store",
     "load_task": "store",
+    "save_checkpoint": "store",
     "ALPHABET": "task",
     "FORMATS": "task",
     "SEGMENT_LABELS": "task",

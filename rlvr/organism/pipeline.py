@@ -21,25 +21,13 @@ from .grpo import grpo_train
 from .measure import profile
 from .pretrain import competence, pretrain
 from .recipe import Recipe, load_recipe
-from .store import SPLITS
+from .store import SPLITS, save_checkpoint
 from .task import Problem, write_problems
 
 __all__ = ["gate", "train"]
 
 
-def _save_atomic(
-    model: Any, tokenizer: Any, dest: Path, extra: dict[str, Any] | None = None
-) -> None:
-    tmp = dest.with_name(dest.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if extra is not None:
-        (tmp / "training.json").write_text(json.dumps(extra, indent=1))
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
+_save_atomic = save_checkpoint  # the former private name, still imported from here
 
 
 def gate(model: Any, recipe: Recipe, dev: list[Problem], seed: int = 0) -> dict[str, Any]:
@@ -137,7 +125,7 @@ def train(
         "evals": hist["evals"],
         "n_params": int(sum(p.numel() for p in model.parameters())),
     }
-    _save_atomic(model, tokenizer, out / "base", {"pretrain": pre_record})
+    save_checkpoint(model, tokenizer, out / "base", {"pretrain": pre_record})
     g = gate(model, recipe, splits["dev"], seed=recipe.eval.seed)
     tf, sp = g["teacher_forced"], g["sampled_main_dev"]
     log(

@@ -2,19 +2,30 @@
 
 An organism folder (``data/organism-sharpening`` by default) holds ``recipe.toml``,
 ``splits/{train,dev,test}.jsonl`` and one checkpoint folder per model (``base/``,
-``rl-seed<N>/``). Training (:mod:`.pipeline`) writes these files; evaluation
-(:mod:`.evaluate`) and users read them through this module.
+``rl-seed<N>/``). Training (:mod:`.pipeline`) writes these files (a checkpoint folder
+through :func:`save_checkpoint`); evaluation (:mod:`.evaluate`) and users read them
+through this module.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 from .recipe import default_dir, load_recipe
 from .task import PermutationChain, Problem, read_problems
 
-__all__ = ["SPLITS", "checkpoint", "load_splits", "load_task", "organism_folder"]
+__all__ = [
+    "SPLITS",
+    "checkpoint",
+    "load_splits",
+    "load_task",
+    "organism_folder",
+    "save_checkpoint",
+]
 
 SPLITS = ("train", "dev", "test")
 
@@ -55,3 +66,24 @@ def load_splits(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {SPLITS}")
     return read_problems(organism_folder(organism_dir) / "splits" / f"{split}.jsonl", cls=cls)
+
+
+def save_checkpoint(
+    model: Any, tokenizer: Any, dest: str | os.PathLike[str], extra: dict[str, Any] | None = None
+) -> None:
+    """Write a checkpoint folder atomically: model, tokenizer and ``training.json`` (``extra``).
+
+    Everything is written to ``<dest>.tmp`` first and moved into place at the end, so an
+    interrupted save never leaves a half-written ``dest``; an existing ``dest`` is replaced.
+    """
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if extra is not None:
+        (tmp / "training.json").write_text(json.dumps(extra, indent=1))
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)

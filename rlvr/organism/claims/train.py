@@ -314,7 +314,8 @@ def _train_one(
 ) -> dict[str, Any]:
     task = recipe.organism.task
     if run.kind == "pretrain":
-        from ..pipeline import _save_atomic, gate
+        from ..pipeline import gate
+        from ..store import save_checkpoint
 
         org = recipe.organism
         corpus = dataclasses.replace(org.pretrain.corpus, **_tuples(run.corpus))
@@ -324,7 +325,7 @@ def _train_one(
         seconds = time.perf_counter() - t0
         dev = read_problems(recipe.organism_dir / "splits" / "dev.jsonl")
         g = gate(model, dataclasses.replace(org, pretrain=spec), dev, seed=org.eval.seed)
-        _save_atomic(model, tokenizer, tmp, {"pretrain": {"steps": spec.steps}})
+        save_checkpoint(model, tokenizer, tmp, {"pretrain": {"steps": spec.steps}})
         return {
             "seconds": seconds,
             "steps": spec.steps,

@@ -1,0 +1,226 @@
+"""The handle protocol every backend implements: :class:`ModelHandle` and its one primitive.
+
+A handle exposes the tokenizer, ``n_layers``, ``d_model``, a
+:class:`~probes.handles.fingerprint.Fingerprint`, and :meth:`ModelHandle.run`: a forward
+pass that can *read* residual activations at Sites (optionally only at chosen positions),
+*edit* them, stop after the last layer it needs, and carry a KV cache. A backend
+subclasses :class:`ModelHandle` and implements ``_forward``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rlvr.forward import forward_arg_names, position_ids_from_mask
+
+from ..sites import Site, as_sites, decoder_layers_path, exec_order
+from .fingerprint import Fingerprint, fingerprint_of
+
+__all__ = ["Edit", "ModelHandle", "RunOutput", "gather", "require"]
+
+Edit = Callable[[torch.Tensor], torch.Tensor]
+"""An edit maps the residual at a site, shape (batch, seq, d_model), to its new value."""
+
+
+@dataclass
+class RunOutput:
+    """What :meth:`ModelHandle.run` returns."""
+
+    logits: torch.Tensor | None
+    acts: dict[Site, torch.Tensor] = field(default_factory=dict)
+    past_key_values: Any = None
+
+
+class ModelHandle:
+    """Common protocol. Subclasses implement :meth:`_forward`."""
+
+    backend: str = ""
+
+    def __init__(self, hf_model: torch.nn.Module, tokenizer: Any) -> None:
+        if tokenizer is None:
+            raise ValueError(
+                "this model has no tokenizer: pass tokenizer=... (the handle needs one to "
+                "encode text and align spans)"
+            )
+        self.model = hf_model
+        self.tokenizer = tokenizer
+        cfg = hf_model.config
+        self.n_layers = int(cfg.num_hidden_layers)
+        self.d_model = int(cfg.hidden_size)
+        self.vocab_size = int(cfg.vocab_size)
+        self.layers_path = decoder_layers_path(hf_model, self.n_layers)
+        self._cache_kwarg, self._keep_kwarg = forward_arg_names(hf_model)
+        self._fingerprint: Fingerprint | None = None
+        if getattr(tokenizer, "pad_token_id", None) is None:
+            eos = getattr(tokenizer, "eos_token", None)
+            if eos is None:
+                raise ValueError("the tokenizer has neither a pad nor an eos token: set one")
+            tokenizer.pad_token = eos
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> Fingerprint:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_of(self.model, self.n_layers, self.d_model)
+        return self._fingerprint
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.fingerprint.describe()})"
+
+    def sites(self, kind: str = "resid_post") -> list[Site]:
+        """Every site of one kind in this model."""
+        return [Site(layer, kind) for layer in range(self.n_layers)]  # type: ignore[arg-type]
+
+    def check_site(self, site: Site | str) -> Site:
+        return Site.parse(site).check(self.n_layers)
+
+    def check_vector(self, v: torch.Tensor, what: str = "vector") -> None:
+        if v.shape[-1] != self.d_model:
+            raise ValueError(
+                f"{what} has width {v.shape[-1]} but this model's d_model is {self.d_model}: "
+                "use a vector fitted on this model"
+            )
+
+    # -- encoding ---------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], add_special_tokens: bool = True) -> dict:
+        """Tokenize with left padding (the sampler and extraction share this)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            raise ValueError("no texts to encode")
+        tok = self.tokenizer
+        old = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = tok(
+                list(texts),
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=add_special_tokens,
+            )
+        finally:
+            tok.padding_side = old
+        return {
+            k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")
+        }
+
+    # -- the one primitive ------------------------------------------------------------
+    def run(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        read: Sequence[Site | str] = (),
+        index: tuple[torch.Tensor, torch.Tensor] | None = None,
+        edits: Mapping[Site | str, Edit] | None = None,
+        stop_early: bool = False,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+        logits_to_keep: int = 0,
+    ) -> RunOutput:
+        """One forward pass.
+
+        read: sites whose residual is returned in ``acts`` (after any edit at that site).
+        index: ``(rows, cols)`` — return only those positions, shape (N, d_model), so memory
+            grows with the positions asked for, not with sequence x layers.
+        edits: site -> function applied to the residual there.
+        stop_early: end the pass after the last site in ``read`` (no logits then).
+        logits_to_keep: return logits for the last this-many positions only (0 = all); with a
+            large vocabulary the full prefill logits can outweigh the model.
+        """
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}")
+        if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+            raise ValueError("empty input: give at least one token in one row")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if position_ids is None:
+            if past_key_values is not None:
+                raise ValueError("with past_key_values, pass position_ids for the new tokens")
+            position_ids = position_ids_from_mask(attention_mask)
+        reads = as_sites(read, self.n_layers) if read else []
+        edit_map = {Site.parse(s).check(self.n_layers): f for s, f in (edits or {}).items()}
+        if stop_early and not reads:
+            raise ValueError("stop_early needs at least one site to read")
+        if stop_early and (past_key_values is not None or use_cache):
+            raise ValueError(
+                "stop_early leaves a KV cache half-filled: read without a cache, or run the "
+                "whole pass"
+            )
+        out = self._forward(
+            input_ids,
+            attention_mask,
+            position_ids,
+            reads,
+            index,
+            edit_map,
+            max(reads, key=exec_order) if stop_early else None,
+            past_key_values,
+            use_cache,
+            logits_to_keep,
+        )
+        if logits_to_keep and out.logits is not None and out.logits.shape[1] > logits_to_keep:
+            out.logits = out.logits[:, -logits_to_keep:]  # adapters without the argument
+        return out
+
+    def _forward(
+        self,
+        input_ids,
+        attention_mask,
+        position_ids,
+        reads,
+        index,
+        edits,
+        stop_site,
+        past_key_values,
+        use_cache,
+        logits_to_keep=0,
+    ) -> RunOutput:
+        raise NotImplementedError
+
+    def _keep(self, logits_to_keep: int) -> dict[str, int]:
+        """The model's own argument for computing only the last logits, when it has one."""
+        return {self._keep_kwarg: logits_to_keep} if logits_to_keep and self._keep_kwarg else {}
+
+    def logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        edits: Mapping[Site | str, Edit] | None = None,
+    ) -> torch.Tensor:
+        """Logits of a plain (optionally edited) forward pass."""
+        with torch.no_grad():
+            out = self.run(input_ids, attention_mask, edits=edits)
+        assert out.logits is not None
+        return out.logits
+
+
+def gather(h: torch.Tensor, index) -> torch.Tensor:
+    if index is None:
+        return h.detach()
+    rows, cols = index  # a model split across devices: index where this layer lives
+    return h[rows.to(h.device), cols.to(h.device)].detach()
+
+
+def require(module: str, backend: str, extra: str) -> Any:
+    """Import an optional backend's package, or say which extra of rsteer installs it."""
+    top = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if (err.name or top).split(".")[0] != top:
+            raise  # the package is there but lacks something else: not ours to explain
+        raise ImportError(
+            f"backend={backend!r} needs {top}, which is not installed: "
+            f'pip install "rsteer[{extra}]" (the dev extra installs every backend)'
+        ) from err
