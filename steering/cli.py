@@ -2,10 +2,10 @@
 
 rsteer run data/experiments/organism.toml        # the whole study -> report
 rsteer validate CONFIG                           # check a config, load nothing
-rsteer passk|extract|sweep|select|hybrid|temperature|budget|diff|formats CONFIG
+rsteer passk|extract|sweep|select|hybrid|temperature|budget|diff|formats|claim CONFIG
                                                  # one stage (earlier ones from cache)
 rsteer diff-checkpoints BASE RL [--other RL2]    # update sparsity between checkpoints
-rsteer organism train [--recipe R] [--out DIR]   # retrain the shipped model organism
+rsteer organism train [--recipe R] [--out DIR]   # retrain an organism or the claims runs
 rsteer organism eval  [--out DIR]                # re-measure its card
 """
 
@@ -31,6 +31,7 @@ STAGE_HELP = {
     "budget": "recovery against the share of tokens the router touches (threshold sweep)",
     "diff": "update sparsity base -> RL (bf16/fp32) and overlap across RL seeds",
     "formats": "format shares over RL steps from the training logs",
+    "claim": "an RL claim ([claim] kind) measured on its claims folder, with its verdict",
 }
 
 

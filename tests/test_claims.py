@@ -85,6 +85,12 @@ def test_transitions_shown_and_crosses():
     chain = task.chain(p)
     assert task.transitions_shown(p, chain[1:] + "=" + chain[-3:] + ".") >= set(chain[:-1])
     assert task.crosses(p, [chain[1]]) and not task.crosses(p, [chain[-1]])
+    # a check after a wrong step from u recomputes f(u): it shows u -> f(u)
+    u = chain[1]
+    wrong = next(s for s in task.states if s != task.step(u))
+    checked = chain[1] + wrong + "?" + task.step(u)
+    assert u in task.transitions_shown(p, checked)
+    assert u not in task.transitions_shown(p, chain[1] + wrong)
     with pytest.raises(ValueError, match="list of states"):
         CorpusSpec(unseen="q")
     with pytest.raises(ValueError, match="not states"):

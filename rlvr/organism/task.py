@@ -700,11 +700,32 @@ class PermutationChain:
                 return problem, fmt, completion, events
 
     def transitions_shown(self, problem: Problem, completion: str) -> set[str]:
-        """States ``u`` whose true transition ``u -> f(u)`` the text writes: ``f(u)`` right
-        after ``u`` among the states of start + completion (``?`` marks skipped, so a check's
-        value counts as following the state before it)."""
-        seq = problem.start + "".join(ch for ch in completion if ch in self.states)
-        return {a for a, b in zip(seq, seq[1:]) if b == self.step(a)}
+        """States ``u`` whose true transition ``u -> f(u)`` the text writes: a step ``f(u)``
+        taken from ``u``, a check ``?f(u)`` after a step taken from ``u`` (a check recomputes
+        the step from the state before it, whatever was written), or ``u f(u)`` inside the
+        answer."""
+        shown: set[str] = set()
+        body, _, tail = completion.partition("=")
+        prev, before = problem.start, None  # the state the next step starts from; the last one's
+        i = 0
+        while i < len(body):
+            ch = body[i]
+            if ch in self.states:
+                if ch == self.step(prev):
+                    shown.add(prev)
+                before, prev = prev, ch
+                i += 1
+            elif ch == "?" and i + 1 < len(body) and body[i + 1] in self.states:
+                v = body[i + 1]
+                if before is not None and v == self.step(before):
+                    shown.add(before)
+                prev = v
+                i += 2
+            else:
+                i += 1
+        answer = [ch for ch in tail[:3] if ch in self.states]
+        shown.update(a for a, b in zip(answer, answer[1:]) if b == self.step(a))
+        return shown
 
     def shows_transition(self, problem: Problem, completion: str, states: Iterable[str]) -> bool:
         """Whether the text writes the true transition of any of ``states``."""
