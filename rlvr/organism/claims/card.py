@@ -73,6 +73,8 @@ def render_claims_card(folder: str | os.PathLike[str]) -> str:
         "(runs already in DIR are skipped). Measure: `rsteer run data/experiments/claim_<name>.toml`.",
         "",
     ]
+    if record.get("notes"):
+        lines += ["## Notes", "", *[f"- {n}" for n in record["notes"]], ""]
     for claim, title in TITLES.items():
         runs = recipe.of_claim(claim)
         if not runs:

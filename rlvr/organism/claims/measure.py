@@ -266,7 +266,7 @@ def _spurious(recipe: ClaimsRecipe, folder: Path, s: ClaimSettings, bar: Any) ->
             verdict, why = "inconclusive", "random reward gained nothing here: nothing to explain"
         else:
             verdict = {"yes": "reproduced", "no": "not reproduced"}.get(e, "inconclusive")
-            why = "random with clipping minus random without"
+            why = "random reward gained; does it keep its gain without clipping?"
         clip = {"difference": d, "effect": e, "verdict": verdict, "why": why}
     control = [v for v in per_reward.values() if v["reward"] == "verify"]
     trajectories = {

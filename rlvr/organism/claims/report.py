@@ -48,15 +48,20 @@ def render_claim(res: dict[str, Any]) -> list[str]:
     claim = res["claim"]
     s = res["settings"]
     ks = list(s["ks"])
+    over = "parameter tensors" if claim == "sparsity" else "problems"
+    sampled = (
+        ""
+        if claim == "sparsity"
+        else f" {s['n']} samples per problem on held-out main-class test problems."
+    )
     out = [
         f"## {TITLES[claim]}",
         "",
         f"**Verdict: {res['verdict']}.**",
         "",
-        f"Rule: an effect counts when its 95% CI (paired bootstrap over problems, "
+        f"Rule: an effect counts when its 95% CI (paired bootstrap over {over}, "
         f"{s['n_boot']} resamples) lies above 0 and reaches min_effect = {s['min_effect']}; "
-        f"it is absent when the whole CI lies below min_effect. {s['n']} samples per "
-        "problem on held-out main-class test problems.",
+        f"it is absent when the whole CI lies below min_effect.{sampled}",
         "",
     ]
     out += globals()[f"_render_{claim}"](res, ks)
@@ -96,10 +101,9 @@ def _render_spurious(res: dict[str, Any], ks: list[int]) -> list[str]:
             f"{r['effect']} | {r['verdict'] if r['reward'] != 'verify' else 'control'} |"
         )
     clip = res["clipping"]
-    lines += ["", f"**Clipping as the cause: {clip['verdict']}** ({clip.get('why')}"]
+    lines += ["", f"**Clipping as the cause: {clip['verdict']}** ({clip.get('why')})."]
     if "difference" in clip:
-        lines[-1] += f": {_ci(clip['difference'])}"
-    lines[-1] += ")."
+        lines[-1] += f" Random reward with clipping − without: {_ci(clip['difference'])}."
     lines += ["", *_model_table(res["models"], ks), ""]
     return lines
 
