@@ -263,7 +263,9 @@ def train_claims(
         if snaps.exists():
             shutil.rmtree(snaps)
         log(f"{run.name}: {run.kind} ...")
+        cpu0 = time.process_time()
         res = _train_one(recipe, run, start, tmp, out, train, snaps, progress)
+        res["cpu_seconds"] = time.process_time() - cpu0
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
