@@ -24,6 +24,12 @@ after a stop string, or after ``max_new_tokens``; done rows get padding (attenti
 0), finished rows are dropped from the batch (and the cache) as they accumulate, and the
 loop ends when every row is done.
 
+Texts: with stop strings, each row's completion text is kept a token at a time
+(:class:`rlvr.detokenize.StopTexts`: a table lookup for tokenizers with one piece per
+token, else a short window decode) and only what a new token added is searched, so a row
+stops at the token after which its text (as returned: decoded without special tokens)
+first holds a stop string. Without stop strings each row is decoded once, at the end.
+
 Positions: a row whose prompt has ``L`` real tokens holds its prompt at absolute
 positions ``0 .. L-1`` and its ``t``-th generated token (0-based) at ``L + t``. The
 residual at position ``p`` is what predicts token ``p + 1``, so generated token ``t`` is
@@ -75,6 +81,7 @@ from typing import Any
 import torch
 
 from .controllers import Controllers, StepContext
+from .detokenize import StopTexts, plain_decoder
 from .draws import choose_tokens, row_keys, step_uniform
 from .forward import as_runner, forward_arg_names, new_cache, position_ids_from_mask
 from .sampling_params import UNSET, SamplingParams, resolve_params
@@ -209,7 +216,7 @@ def sample(
     ``temperature``, ``top_p``, ``max_new_tokens``, ``stop``, ``seed`` (defaults: those
     of :class:`SamplingParams`), not both. ``prompts`` are strings (tokenized with
     ``add_special_tokens``) or lists of token ids. ``stop`` strings are matched on the
-    decoded generated text; ``eos_token_id`` defaults to the tokenizer's eos plus the
+    generated text as returned (decoded without special tokens); ``eos_token_id`` defaults to the tokenizer's eos plus the
     model's ``generation_config`` eos ids (``[]``: never stop at eos). ``controller`` is
     one controller or a list (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes.
     ``use_cache=False`` re-runs the whole sequence each step (slow; a reference).
@@ -251,6 +258,7 @@ def sample(
     token_ids: list[list[int]] = [[] for _ in rows]
     logprobs: list[list[float]] = [[] for _ in rows]
     finish: list[str] = ["length"] * len(rows)
+    texts: list[str | None] = [None] * len(rows)  # filled by the batches that track stops
     extra: list[dict[str, Any]] = [{} for _ in rows]
     cfg = dict(
         temperature=p.temperature,
@@ -260,6 +268,7 @@ def sample(
         eos=eos,
         pad_id=int(pad_id),
         use_cache=use_cache,
+        decode=plain_decoder(tok),
     )
 
     from tqdm.auto import tqdm
@@ -282,7 +291,7 @@ def sample(
                     p.seed,
                     device,
                     cfg,
-                    out=(chunk, token_ids, logprobs, finish),
+                    out=(chunk, token_ids, logprobs, finish, texts),
                 )
                 now = (chunk[-1] + 1) // n
                 bar.update(now - finished_prompts)
@@ -290,14 +299,16 @@ def sample(
     finally:
         bar.close()
 
-    texts = []
+    decode, eos_set = cfg["decode"], set(eos)
     for r, ids in enumerate(token_ids):
-        text = tok.decode([t for t in ids if t not in eos], skip_special_tokens=True)
+        text = texts[r]
+        if text is None:  # no stop strings: each row decoded once, here
+            text = decode([t for t in ids if t not in eos_set])
         cut = _first_stop(text, stops)
         if cut is not None:
             text = text[:cut]
             finish[r] = "stop"
-        texts.append(text)
+        texts[r] = text
     return Samples(
         prompts=prompt_list,
         n=n,
@@ -336,7 +347,7 @@ def _run_batch(
     cfg: dict,
     out,
 ) -> None:
-    chunk, token_ids, logprobs, finish = out
+    chunk, token_ids, logprobs, finish, texts = out
     pad_id, eos, stops = cfg["pad_id"], cfg["eos"], cfg["stop"]
     max_new, use_cache = cfg["max_new_tokens"], cfg["use_cache"]
     ids, am = _left_pad(prompt_ids, pad_id, device)
@@ -345,7 +356,8 @@ def _run_batch(
     sample_index = torch.tensor([j for _, j in rows], device=device)
     keys = row_keys(seed, prompt_index, sample_index)
     eos_t = torch.tensor(eos, dtype=torch.long, device=device)
-    stop_window = 2 * max((len(s) for s in stops), default=0) + 8
+    # each row's completion text, a token at a time, where stop strings are looked for
+    watch = StopTexts(cfg["decode"], B, stops) if stops else None
 
     # Per batch row (all B): what is recorded.
     gen = torch.full((B, max_new), pad_id, dtype=torch.long, device=device)
@@ -427,13 +439,11 @@ def _run_batch(
         if bool(hit_eos.any()):
             for a in hit_eos.nonzero().squeeze(1).tolist():
                 reason[alive_list[a]] = "eos"
-        if stops:
-            open_rows = (~now_done).nonzero().squeeze(1).tolist()
-            n_toks = lengths[alive].tolist()
-            for a in open_rows:
-                b, n_tok = alive_list[a], n_toks[a]
-                tail = tok.decode(gen[b, max(0, n_tok - stop_window) : n_tok].tolist())
-                if any(s in tail for s in stops):
+        if watch is not None:
+            toks = tokens.tolist()
+            for a in (~now_done).nonzero().squeeze(1).tolist():
+                b = alive_list[a]
+                if watch.add(b, toks[a]):
                     now_done[a] = True
                     reason[b] = "stop"
         done[alive] = now_done
@@ -458,3 +468,5 @@ def _run_batch(
         token_ids[r] = gen[b, :k].tolist()
         logprobs[r] = lps[b, :k].tolist()
         finish[r] = reason[b]
+        if watch is not None:
+            texts[r] = watch.texts[b].text

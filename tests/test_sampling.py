@@ -412,3 +412,80 @@ def test_the_loop_module_still_exports_the_names_that_moved_out():
         assert name in rlvr.sampling.__all__
         assert getattr(rlvr.sampling, name) is getattr(home, name)
     assert {"Samples", "sample"} <= set(rlvr.sampling.__all__)
+
+
+# -- texts kept a token at a time ---------------------------------------------------------
+
+
+def _byte_bpe():
+    from test_detokenize import _byte_bpe as make
+
+    return make()
+
+
+def test_stops_and_texts_agree_with_whole_decodes_on_a_byte_level_tokenizer():
+    """Rows stop at the first token after which the whole decode of the completion holds a
+    stop string, and texts are that decode cut before it, though multi-byte characters
+    straddle tokens."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _byte_bpe()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    h = probes.wrap(LlamaForCausalLM(cfg).eval(), tok)
+    stops = ["e", "at", "\u00e9"]
+    out = sample(
+        h,
+        ["the cat", "on"],
+        n=8,
+        temperature=1.0,
+        max_new_tokens=24,
+        stop=stops,
+        seed=3,
+        progress=False,
+    )
+    decode = lambda ids: tok.decode(ids, skip_special_tokens=True)  # noqa: E731
+    assert "stop" in out.finish_reasons and "length" in out.finish_reasons
+    for ids, text, why in zip(out.token_ids, out.texts, out.finish_reasons):
+        ids = [t for t in ids if t != tok.eos_token_id]
+        hits = [i for i in range(len(ids)) if any(s in decode(ids[: i + 1]) for s in stops)]
+        whole = decode(ids)
+        cut = min((whole.find(s) for s in stops if s in whole), default=len(whole))
+        assert text == whole[:cut]
+        assert (why == "stop") == bool(hits) and (not hits or hits[0] == len(ids) - 1)
+
+
+def test_stop_strings_are_matched_on_the_text_without_special_tokens(handles):
+    h = handles("llama")
+    tok = h.tokenizer
+
+    class Emit:  # row 0 writes "ab<unk>cd<s>e"
+        ids = [*tok("ab", add_special_tokens=False)["input_ids"], tok.unk_token_id]
+        ids += [*tok("cd", add_special_tokens=False)["input_ids"], tok.bos_token_id]
+        ids += tok("e", add_special_tokens=False)["input_ids"]
+
+        def select(self, step, logits, proposed, ctx):
+            return torch.tensor([self.ids[min(step, len(self.ids) - 1)]] * len(proposed))
+
+    out = sample(
+        h,
+        ["q"],
+        temperature=0,
+        max_new_tokens=8,
+        stop=["unk", "s>", "de"],
+        controller=Emit(),
+        eos_token_id=[],
+        progress=False,
+    )
+    assert out.token_ids[0] == Emit.ids and out.texts == ["abc"]  # "abcd" + "e": "de"
+    assert out.finish_reasons == ["stop"]
