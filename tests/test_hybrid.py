@@ -491,3 +491,31 @@ def test_recovery_math_ci_and_refusal():
         recovery([1, 0], [0, 0, 1], [1, 1, 1])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         recovery([2, 0], [0, 0], [1, 1])
+
+
+@pytest.mark.parametrize("which", ["char", "byte_bpe"])
+def test_row_texts_give_what_a_whole_decode_gives(which):
+    from test_detokenize import _byte_bpe
+
+    from steering.hybrid.texts import RowTexts
+
+    tok = char_tokenizer() if which == "char" else _byte_bpe()
+    texts = RowTexts(tok)
+    assert (texts._pieces is not None) == (which == "char")
+    ids = tok("the cat sat, 12 checks", add_special_tokens=False)["input_ids"]
+    if which == "byte_bpe":
+        ids = tok("the café 🐈 sat, check", add_special_tokens=False)["input_ids"]
+    key = (0, 0)
+    texts.start([key], [ids[:2]])
+    cands = sorted(set(ids))
+    for i, t in enumerate(ids[2:], start=2):
+        texts.new_step()
+        prefix = texts.prefix(key)
+        assert prefix == tok.decode(ids[:i], skip_special_tokens=True)
+        got = texts.next_texts(key, cands)
+        assert got == [texts.next_text(key, c) for c in cands]
+        if "\ufffd" not in prefix + tok.decode(ids[: i + 1], skip_special_tokens=True):
+            want = tok.decode(ids[: i + 1], skip_special_tokens=True)[len(prefix) :]
+            assert got[cands.index(t)] == want
+        texts.append(key, t)
+    assert texts.prefix(key) == tok.decode(ids, skip_special_tokens=True)

@@ -99,6 +99,10 @@ class StepView:
     def next_text(self, row: int, token: int) -> str:
         return self._run.texts.next_text(self.keys[row], int(token))
 
+    def next_texts(self, row: int, tokens: list[int]) -> list[str]:
+        """:meth:`next_text` of each of ``tokens`` (ints)."""
+        return self._run.texts.next_texts(self.keys[row], tokens)
+
     def uniform(self, salt: int) -> torch.Tensor:
         ctx = self._ctx
         keys = row_keys(self._run.seed, ctx.prompt_index, ctx.sample_index)
@@ -251,9 +255,11 @@ class HybridRun:
         p, top = torch.softmax(row[0], -1).topk(min(self.dec.label_top_k, row.shape[-1]))
         top, likely = top.tolist(), int((p >= p[0] * NEGLIGIBLE).sum())
         # the likely tokens first; the rest of the top-k only when none of them passes
-        ok = [t for t in top[:likely] if accept(seg(prefix, view.next_text(r, t)))]
+        head = top[:likely]
+        ok = [t for t, x in zip(head, view.next_texts(r, head)) if accept(seg(prefix, x))]
         if not ok:
-            ok = [t for t in top[likely:] if accept(seg(prefix, view.next_text(r, t)))]
+            rest = top[likely:]
+            ok = [t for t, x in zip(rest, view.next_texts(r, rest)) if accept(seg(prefix, x))]
         if not ok:
             return None
         allowed = torch.zeros_like(row, dtype=torch.bool)
