@@ -17,9 +17,14 @@ Rows are the prompts repeated ``n`` times (row ``i * n + j`` is sample ``j`` of 
 ``i``), cut into batches of ``batch_size`` rows. Prompts are left-padded; position ids
 are ``cumsum(attention_mask) - 1``, so padding never shifts a row's positions (this is
 also what GPT-2's absolute position embeddings need). Step 0 is the prefill of the
-prompts; every later step feeds one new token per row through a transformers
-``DynamicCache`` (``use_cache=False`` re-runs the whole sequence every step instead: the
-slow reference the cached loop is tested against). A row is *done* after the eos token,
+prompts; every later step feeds one new token per row through a KV cache: by default a
+transformers ``DynamicCache`` (``use_cache="dynamic"``), or with ``use_cache="static"`` a
+pre-allocated one (:mod:`rlvr.kv_cache`: transformers' ``StaticLayer`` sized for the
+prompt plus ``max_new_tokens``, written in place, attention over its filled part; plain
+transformers models only). Both give the same numbers, bit for bit (tested); which is
+faster depends on the device (:data:`rlvr.forward.DEFAULT_CACHE`). ``use_cache=False``
+re-runs the whole sequence every step instead: the slow reference the cached loop is
+tested against. A row is *done* after the eos token,
 after a stop string, or after ``max_new_tokens``; done rows get padding (attention mask
 0), finished rows are dropped from the batch (and the cache) as they accumulate, and the
 loop ends when every row is done.
@@ -83,7 +88,13 @@ import torch
 from .controllers import Controllers, StepContext
 from .detokenize import StopTexts, plain_decoder
 from .draws import choose_tokens, row_keys, step_uniform
-from .forward import as_runner, forward_arg_names, new_cache, position_ids_from_mask
+from .forward import (
+    as_runner,
+    cache_kind,
+    forward_arg_names,
+    new_cache,
+    position_ids_from_mask,
+)
 from .sampling_params import UNSET, SamplingParams, resolve_params
 
 __all__ = [
@@ -206,7 +217,7 @@ def sample(
     controller: Any = None,
     callback: Callable[[int, StepContext], None] | None = None,
     progress: bool = True,
-    use_cache: bool = True,
+    use_cache: bool | str = True,
     eos_token_id: int | Sequence[int] | None = None,
     add_special_tokens: bool = True,
 ) -> Samples:
@@ -216,10 +227,12 @@ def sample(
     ``temperature``, ``top_p``, ``max_new_tokens``, ``stop``, ``seed`` (defaults: those
     of :class:`SamplingParams`), not both. ``prompts`` are strings (tokenized with
     ``add_special_tokens``) or lists of token ids. ``stop`` strings are matched on the
-    generated text as returned (decoded without special tokens); ``eos_token_id`` defaults to the tokenizer's eos plus the
-    model's ``generation_config`` eos ids (``[]``: never stop at eos). ``controller`` is
-    one controller or a list (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes.
-    ``use_cache=False`` re-runs the whole sequence each step (slow; a reference).
+    generated text as returned (decoded without special tokens); ``eos_token_id``
+    defaults to the tokenizer's eos plus the model's ``generation_config`` eos ids
+    (``[]``: never stop at eos). ``controller`` is one controller or a list
+    (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes. ``use_cache``: True (the
+    default cache), ``"static"``, ``"dynamic"`` (see the module docstring), or False to
+    re-run the whole sequence each step (slow; a reference).
     """
     p = resolve_params(
         params,
@@ -232,6 +245,7 @@ def sample(
     )
     n, max_new_tokens, stops = p.n, p.max_new_tokens, list(p.stop)
     runner, module = as_runner(model, tokenizer)
+    kind = cache_kind(use_cache, runner)
     tok = runner.tokenizer
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -267,7 +281,7 @@ def sample(
         stop=stops,
         eos=eos,
         pad_id=int(pad_id),
-        use_cache=use_cache,
+        cache=kind,
         decode=plain_decoder(tok),
     )
 
@@ -349,7 +363,8 @@ def _run_batch(
 ) -> None:
     chunk, token_ids, logprobs, finish, texts = out
     pad_id, eos, stops = cfg["pad_id"], cfg["eos"], cfg["stop"]
-    max_new, use_cache = cfg["max_new_tokens"], cfg["use_cache"]
+    max_new, kind = cfg["max_new_tokens"], cfg["cache"]
+    use_cache = kind is not None
     ids, am = _left_pad(prompt_ids, pad_id, device)
     B, P = ids.shape
     prompt_index = torch.tensor([i for i, _ in rows], device=device)
@@ -372,10 +387,16 @@ def _run_batch(
     mask[:, :P] = am
     run_ids = ids
     prompt_len = am.sum(-1)
-    cache = new_cache(module) if use_cache else None
+    cache = new_cache(module, P + max_new if kind == "static" else None) if use_cache else None
     last = None
     # only the last position's logits are needed (a real vocabulary makes the rest huge)
     last_only = {"logits_to_keep": 1} if _accepts(runner.run, "logits_to_keep") else {}
+    greedy = cfg["temperature"] == 0  # no uniform numbers needed
+    # what the running rows carry, refreshed only when rows are dropped
+    alive_list, run_keys = alive.tolist(), keys
+    run_pidx, run_sidx = prompt_index, sample_index
+    run_extra = [extra[b] for b in alive_list]
+    run_done = torch.zeros(B, dtype=torch.bool, device=device)
 
     for t in range(max_new):
         if not use_cache:
@@ -388,7 +409,6 @@ def _run_batch(
         else:
             inp, call_mask = last[:, None], mask[:, : P + t]
             pos = (prompt_len + t - 1)[:, None]
-        alive_list = alive.tolist()
         ctx = StepContext(
             step=t,
             input_ids=inp,
@@ -396,10 +416,10 @@ def _run_batch(
             attention_mask=call_mask,
             prompt_lengths=prompt_len,
             generated=gen[alive, :t],
-            done=done[alive],
-            prompt_index=prompt_index[alive],
-            sample_index=sample_index[alive],
-            extra=[extra[b] for b in alive_list],
+            done=run_done,
+            prompt_index=run_pidx,
+            sample_index=run_sidx,
+            extra=run_extra,
         )
         controllers.before(t, ctx)
         edits = controllers.edits(t, ctx)
@@ -423,7 +443,7 @@ def _run_batch(
                 )
         logits = res.logits[:, -1, :].float()
         ctx.logits = logits
-        u = step_uniform(keys[alive], t)
+        u = None if greedy else step_uniform(run_keys, t)
         tokens = choose_tokens(logits, cfg["temperature"], cfg["top_p"], u)
         tokens = controllers.select(t, logits, tokens, ctx)
         was_done = ctx.done
@@ -447,6 +467,7 @@ def _run_batch(
                     now_done[a] = True
                     reason[b] = "stop"
         done[alive] = now_done
+        run_done = now_done
         ctx.done, ctx.tokens, ctx.stepped = now_done, tokens, live
         ctx.generated = gen[alive, : t + 1]
         controllers.after(t, ctx)
@@ -460,6 +481,10 @@ def _run_batch(
             keep = (~now_done).nonzero().squeeze(1)
             alive, mask, run_ids = alive[keep], mask[keep], run_ids[keep]
             prompt_len, last = prompt_len[keep], last[keep]
+            run_keys, run_pidx, run_sidx = run_keys[keep], run_pidx[keep], run_sidx[keep]
+            run_done = run_done[keep]
+            alive_list = alive.tolist()
+            run_extra = [extra[b] for b in alive_list]
             if cache is not None:
                 cache.batch_select_indices(keep)
 

@@ -152,6 +152,19 @@ def test_cached_router_equals_recomputing_everything(base, rl, mode, unless_base
     assert cached.steered_fraction > 0
 
 
+@pytest.mark.parametrize("mode", ["steer", "handoff"])
+def test_both_caches_give_the_same_hybrid(base, rl, mode):
+    """The pre-allocated cache (both models) decodes exactly what the dynamic one does."""
+    hyb = HybridDecoder(base, ModelRouter(rl, letters), _vecs(), mode=mode, coef=3.0)
+    kw = dict(n=3, temperature=1.0, max_new_tokens=16, progress=False, seed=1, stop=["a", "e"])
+    static = hyb.generate(PROMPTS, use_cache="static", batch_size=12, **kw)
+    dyn = hyb.generate(PROMPTS, use_cache="dynamic", batch_size=12, **kw)
+    assert static.samples.token_ids == dyn.samples.token_ids
+    assert static.samples.logprobs == dyn.samples.logprobs
+    assert [g.log for g in static.generations] == [g.log for g in dyn.generations]
+    assert len({len(t) for t in dyn.samples.token_ids}) > 1 and dyn.steered_fraction > 0
+
+
 def test_router_decisions_equal_the_router_on_the_full_prefix(base, rl):
     tau = 0.3
     hyb = HybridDecoder(base, ModelRouter(rl, letters, tau=tau), _vecs(), coef=3.0)

@@ -489,3 +489,36 @@ def test_stop_strings_are_matched_on_the_text_without_special_tokens(handles):
     )
     assert out.token_ids[0] == Emit.ids and out.texts == ["abc"]  # "abcd" + "e": "de"
     assert out.finish_reasons == ["stop"]
+
+
+# -- the KV cache ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_pre_allocated_cache_gives_the_dynamic_caches_numbers(arch, handles):
+    """Same tokens and log-probs, bit for bit, as rows finish and are dropped mid-batch."""
+    h = handles(arch)
+    kw = dict(n=6, temperature=1.0, max_new_tokens=40, stop=["=", "q"], seed=4, progress=False)
+    dyn = sample(h, PROMPTS, use_cache="dynamic", batch_size=24, **kw)
+    static = sample(h, PROMPTS, use_cache="static", batch_size=24, **kw)
+    assert static.token_ids == dyn.token_ids and static.logprobs == dyn.logprobs
+    assert static.texts == dyn.texts and static.finish_reasons == dyn.finish_reasons
+    lengths = {len(t) for t in dyn.token_ids}
+    assert len(lengths) > 3 and max(lengths) == 40  # rows finished at many different steps
+    assert sample(h, PROMPTS, **kw).token_ids == dyn.token_ids  # use_cache=True: the default
+
+
+def test_an_unknown_cache_is_refused(handles):
+    with pytest.raises(ValueError, match="use_cache"):
+        sample(handles("llama"), PROMPTS, use_cache="paged", progress=False)
+
+
+def test_step_uniforms_are_the_counter_hash_of_key_and_step():
+    """The step's hash is taken once as a Python int: the same bits as hashing a tensor."""
+    from rlvr.draws import _hash32, row_keys, step_uniform
+
+    keys = row_keys(7, torch.arange(50), torch.arange(50) % 3)
+    for t in (0, 1, 61, 4095):
+        step = _hash32(torch.full_like(keys, t) + 0x1B56C4E9)
+        want = ((_hash32(keys ^ step) >> 9).float() + 0.5) / float(1 << 23)
+        assert torch.equal(step_uniform(keys, t), want)
