@@ -9,8 +9,9 @@ same number of tokens). Methods, measured in the same run, alternating each roun
 - ``hybrid steer``: ModelRouter on the RL model, both models KV-cached (target <= 2.0x);
 - ``hybrid handoff``: the same router emitting the tokens it fires on;
 - ``hybrid handoff unless_base``: firing only where the base would not begin the label;
-- ``base, static`` / ``hybrid steer, static``: the same two with the pre-allocated KV
-  cache (``use_cache="static"``; the default is :data:`rlvr.forward.DEFAULT_CACHE`);
+- ``base, dynamic`` / ``hybrid steer, dynamic`` and ``..., static``: the same two with
+  each KV cache named (``use_cache=True``, the others' setting, takes the static one from
+  :data:`rlvr.forward.STATIC_FROM` positions a row on);
 - ``hybrid recompute``: both models re-run on the whole prefix every token (how
   published hybrids decode; O(N^2)). It is ~50x slower, so it is timed once, after the
   others have warmed everything up (``--skip-recompute`` leaves it out).
@@ -144,9 +145,9 @@ def main() -> None:
     }
     import rlvr.forward
 
-    if "static" in getattr(rlvr.forward, "CACHE_KINDS", ()):  # a checkout that has it
-        fns["base, static"] = lambda: sample(base, prompts, use_cache="static", **kw)
-        fns["hybrid steer, static"] = lambda: steer.generate(prompts, use_cache="static", **kw)
+    for kind in getattr(rlvr.forward, "CACHE_KINDS", ()):  # a checkout that has the choice
+        fns[f"base, {kind}"] = lambda k=kind: sample(base, prompts, use_cache=k, **kw)
+        fns[f"hybrid steer, {kind}"] = lambda k=kind: steer.generate(prompts, use_cache=k, **kw)
     print(
         f"Llama {args.layers} layers d_model {args.d_model} on {args.device}, batch "
         f"{args.batch}, {args.new} new tokens, {args.threads} thread(s), median of {args.repeats}"
@@ -171,10 +172,10 @@ def main() -> None:
             extra = f"  steered fraction {fired[k].steered_fraction:.2f}"
         print(f"{k:26s} {v:7.3f} s  {v / t['base']:5.2f}x base{extra}")
     print(f"target: hybrid steer <= 2.0x base -> {t['hybrid steer'] / t['base']:.2f}x")
-    if "base, static" in t:
+    for kind in getattr(rlvr.forward, "CACHE_KINDS", ()):
         print(
-            f"static cache: hybrid steer {t['hybrid steer, static'] / t['base, static']:.2f}x "
-            f"base; base static / dynamic {t['base, static'] / t['base']:.2f}x"
+            f"{kind} cache: hybrid steer {t[f'hybrid steer, {kind}'] / t[f'base, {kind}']:.2f}x "
+            f"base; {t[f'base, {kind}'] / t['base']:.2f}x the default's base time"
         )
     if "hybrid recompute" in t:
         speedup = t["hybrid recompute"] / t["hybrid steer"]

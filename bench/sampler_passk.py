@@ -12,9 +12,9 @@ warm-up):
 - ``HF generate``: ``model.generate`` on the same rows (each prompt repeated ``n`` times),
   ``do_sample``, the same budget and eos (the baseline);
 - ``sample``: :func:`rlvr.sampling.sample` through the model handle, as the study calls it
-  (its default KV cache, :data:`rlvr.forward.DEFAULT_CACHE`);
-- ``sample, dynamic`` / ``sample, static``: the same with each KV cache named (the same
-  tokens; which is faster decides the default).
+  (``use_cache=True``: the KV cache for this length, :data:`rlvr.forward.STATIC_FROM`);
+- ``sample, static`` / ``sample, dynamic``: the same with each KV cache named (the same
+  tokens; where each is faster decides the rule).
 
 All decode the rows of one batch together; ``generate`` keeps every row to the end of its
 batch, the sampler drops finished rows. Target: the sampler >= 3x faster than ``generate``.
@@ -107,8 +107,7 @@ def main() -> None:
         f"{torch.get_num_threads()} thread(s), median of {args.repeats}; "
         f"tokens per row: mean {sum(lengths) / len(lengths):.1f}, max {max(lengths)}"
     )
-    default = getattr(rlvr.forward, "DEFAULT_CACHE", "dynamic")
-    print(f"default cache {default!r}; the caches {kinds} give the same tokens: {same}")
+    print(f"the caches {kinds} give the same tokens: {same}")
     if hasattr(os, "getloadavg"):
         print(f"load average before: {os.getloadavg()[0]:.2f}")
     fns = {"HF generate": hf_generate, "sample": ours(), **{f"sample, {k}": ours(k) for k in kinds}}

@@ -38,23 +38,26 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 CACHE_KINDS = ("static", "dynamic")
-# What ``use_cache=True`` means: the kind measured faster (bench/sampler_passk.py and
-# bench/hybrid.py time both). On a CPU the dynamic one: torch's CPU attention copies the
-# pre-allocated cache's strided views, which costs what the concatenation would.
-DEFAULT_CACHE = "dynamic"
+# ``use_cache=True`` takes the pre-allocated cache from this many positions a row (prompt +
+# max_new_tokens) on: measured on a CPU (bench/hybrid.py, bench/sampler_passk.py, see
+# docs/ARCHITECTURE.md), it saves the concatenation's growing copies on long sequences
+# (0.73-0.95x the time at ~200 positions), while on short ones torch's CPU attention over
+# its strided views costs more than the copies (1.1-1.3x on the organism's 67 positions).
+STATIC_FROM = 128
 
 
-def cache_kind(use_cache: bool | str, runner: Any = None) -> str | None:
+def cache_kind(use_cache: bool | str, runner: Any = None, length: int | None = None) -> str | None:
     """The KV cache a loop uses: None (``use_cache=False``: recompute every step),
     ``"static"`` (pre-allocated, :mod:`rlvr.kv_cache`) or ``"dynamic"`` (``DynamicCache``).
 
-    ``True`` means :data:`DEFAULT_CACHE`. A handle on another backend than plain
-    transformers (nnsight, TransformerLens) always gets the dynamic cache.
+    ``True`` means ``"static"`` for rows of at least :data:`STATIC_FROM` positions
+    (``length``: the prompt plus ``max_new_tokens``), else ``"dynamic"``. A handle on another
+    backend than plain transformers (nnsight, TransformerLens) always gets the dynamic one.
     """
     if use_cache is False:
         return None
     if use_cache is True:
-        kind = DEFAULT_CACHE
+        kind = "static" if length is not None and length >= STATIC_FROM else "dynamic"
     elif isinstance(use_cache, str) and use_cache in CACHE_KINDS:
         kind = use_cache
     else:

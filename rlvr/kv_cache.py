@@ -78,15 +78,12 @@ class FilledStaticLayer(StaticLayer):
         return self.filled
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep only the rows ``indices`` (the filled positions are copied, nothing else)."""
+        """Keep only the rows ``indices`` (one gather into new buffers of the same length)."""
         if not self.is_initialized:
             return
-        n, b = self.filled, len(indices)
-        keys = self.keys.new_empty((b, *self.keys.shape[1:]))
-        values = self.values.new_empty((b, *self.values.shape[1:]))
-        keys[:, :, :n] = self.keys[indices, :, :n]
-        values[:, :, :n] = self.values[indices, :, :n]
-        self.keys, self.values, self.batch_size = keys, values, b
+        self.keys = self.keys.index_select(0, indices)
+        self.values = self.values.index_select(0, indices)
+        self.batch_size = len(indices)
 
     def crop(self, tokens_to_remove: int) -> None:
         super().crop(tokens_to_remove)

@@ -17,14 +17,14 @@ Rows are the prompts repeated ``n`` times (row ``i * n + j`` is sample ``j`` of 
 ``i``), cut into batches of ``batch_size`` rows. Prompts are left-padded; position ids
 are ``cumsum(attention_mask) - 1``, so padding never shifts a row's positions (this is
 also what GPT-2's absolute position embeddings need). Step 0 is the prefill of the
-prompts; every later step feeds one new token per row through a KV cache: by default a
-transformers ``DynamicCache`` (``use_cache="dynamic"``), or with ``use_cache="static"`` a
-pre-allocated one (:mod:`rlvr.kv_cache`: transformers' ``StaticLayer`` sized for the
-prompt plus ``max_new_tokens``, written in place, attention over its filled part; plain
-transformers models only). Both give the same numbers, bit for bit (tested); which is
-faster depends on the device (:data:`rlvr.forward.DEFAULT_CACHE`). ``use_cache=False``
-re-runs the whole sequence every step instead: the slow reference the cached loop is
-tested against. A row is *done* after the eos token,
+prompts; every later step feeds one new token per row through a KV cache: a transformers
+``DynamicCache`` (``use_cache="dynamic"``), or a pre-allocated one (``"static"``:
+:mod:`rlvr.kv_cache`, transformers' ``StaticLayer`` sized for the prompt plus
+``max_new_tokens``, written in place, attention over its filled part; plain transformers
+models only). Both give the same numbers, bit for bit (tested). ``use_cache=True`` takes
+the static one for batches whose rows reach :data:`rlvr.forward.STATIC_FROM` positions,
+where it is faster, else the dynamic one. ``use_cache=False`` re-runs the whole sequence
+every step instead: the slow reference the cached loop is tested against. A row is *done* after the eos token,
 after a stop string, or after ``max_new_tokens``; done rows get padding (attention mask
 0), finished rows are dropped from the batch (and the cache) as they accumulate, and the
 loop ends when every row is done.
@@ -231,8 +231,8 @@ def sample(
     defaults to the tokenizer's eos plus the model's ``generation_config`` eos ids
     (``[]``: never stop at eos). ``controller`` is one controller or a list
     (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes. ``use_cache``: True (the
-    default cache), ``"static"``, ``"dynamic"`` (see the module docstring), or False to
-    re-run the whole sequence each step (slow; a reference).
+    KV cache that is faster for the batch's length), ``"static"``, ``"dynamic"`` (see the
+    module docstring), or False to re-run the whole sequence each step (slow; a reference).
     """
     p = resolve_params(
         params,
@@ -245,7 +245,7 @@ def sample(
     )
     n, max_new_tokens, stops = p.n, p.max_new_tokens, list(p.stop)
     runner, module = as_runner(model, tokenizer)
-    kind = cache_kind(use_cache, runner)
+    cache_kind(use_cache, runner)  # refuses a bad value before any work
     tok = runner.tokenizer
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -281,7 +281,7 @@ def sample(
         stop=stops,
         eos=eos,
         pad_id=int(pad_id),
-        cache=kind,
+        use_cache=use_cache,
         decode=plain_decoder(tok),
     )
 
@@ -363,10 +363,11 @@ def _run_batch(
 ) -> None:
     chunk, token_ids, logprobs, finish, texts = out
     pad_id, eos, stops = cfg["pad_id"], cfg["eos"], cfg["stop"]
-    max_new, kind = cfg["max_new_tokens"], cfg["cache"]
-    use_cache = kind is not None
+    max_new = cfg["max_new_tokens"]
     ids, am = _left_pad(prompt_ids, pad_id, device)
     B, P = ids.shape
+    kind = cache_kind(cfg["use_cache"], runner, P + max_new)
+    use_cache = kind is not None
     prompt_index = torch.tensor([i for i, _ in rows], device=device)
     sample_index = torch.tensor([j for _, j in rows], device=device)
     keys = row_keys(seed, prompt_index, sample_index)

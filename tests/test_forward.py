@@ -49,7 +49,10 @@ def test_cache_kind_says_which_cache_a_loop_uses():
         backend = "nnsight"
 
     assert fwd.cache_kind(False) is None
-    assert fwd.cache_kind(True) == fwd.DEFAULT_CACHE
+    assert fwd.cache_kind(True) == "dynamic"  # no length known
+    assert fwd.cache_kind(True, length=fwd.STATIC_FROM - 1) == "dynamic"
+    assert fwd.cache_kind(True, length=fwd.STATIC_FROM) == "static"
+    assert fwd.cache_kind(True, Other(), length=fwd.STATIC_FROM) == "dynamic"
     assert fwd.cache_kind("static") == "static" and fwd.cache_kind("dynamic") == "dynamic"
     assert fwd.cache_kind("static", Other()) == "dynamic"  # only plain transformers models
     for bad in ("fast", 1, None):

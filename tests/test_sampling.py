@@ -522,3 +522,23 @@ def test_step_uniforms_are_the_counter_hash_of_key_and_step():
         step = _hash32(torch.full_like(keys, t) + 0x1B56C4E9)
         want = ((_hash32(keys ^ step) >> 9).float() + 0.5) / float(1 << 23)
         assert torch.equal(step_uniform(keys, t), want)
+
+
+def test_use_cache_true_takes_the_static_cache_for_long_rows(handles, monkeypatch):
+    import rlvr.forward
+    import rlvr.sampling
+
+    made = []
+    real = rlvr.sampling.new_cache
+
+    def spy(module, capacity=None):
+        made.append(capacity)
+        return real(module, capacity)
+
+    monkeypatch.setattr(rlvr.sampling, "new_cache", spy)
+    kw = dict(temperature=0, progress=False, eos_token_id=[])
+    short = sample(handles("llama"), ["q"], max_new_tokens=20, **kw)
+    n = rlvr.forward.STATIC_FROM  # the prompt "<s>q" makes the row reach it
+    long = sample(handles("llama"), ["q"], max_new_tokens=n, **kw)
+    assert made == [None, 2 + n]
+    assert long.token_ids[0][:20] == short.token_ids[0]

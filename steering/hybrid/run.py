@@ -59,8 +59,8 @@ class TokenModel:
 
     def __init__(self, handle: Any, use_cache: bool | str, max_new_tokens: int) -> None:
         self.handle = handle
-        self.kind = cache_kind(use_cache, handle)  # the loop's choice, for this model
-        self.use_cache = self.kind is not None
+        self.requested = use_cache
+        self.use_cache = cache_kind(use_cache, handle) is not None
         self.max_new_tokens = max_new_tokens
         self.device = next(handle.model.parameters()).device
         self.cache = None
@@ -69,8 +69,11 @@ class TokenModel:
 
     def step(self, step: int, ctx: StepContext, rows: list[tuple[int, int]]) -> None:
         if step == 0:
-            size = ctx.input_ids.shape[1] + self.max_new_tokens if self.kind == "static" else None
-            self.cache = new_cache(self.handle.model, size) if self.use_cache else None
+            self.cache = None
+            if self.use_cache:  # the loop's rule for this batch's length, for this model
+                size = ctx.input_ids.shape[1] + self.max_new_tokens
+                kind = cache_kind(self.requested, self.handle, size)
+                self.cache = new_cache(self.handle.model, size if kind == "static" else None)
         elif self.use_cache and rows != self.rows:
             where = {k: i for i, k in enumerate(self.rows)}
             keep = torch.tensor([where[k] for k in rows], device=self.device)
