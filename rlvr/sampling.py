@@ -24,10 +24,11 @@ prompts; every later step feeds one new token per row through a KV cache: a tran
 models only). Both give the same numbers, bit for bit (tested). ``use_cache=True`` takes
 the static one for batches whose rows reach :data:`rlvr.forward.STATIC_FROM` positions,
 where it is faster, else the dynamic one. ``use_cache=False`` re-runs the whole sequence
-every step instead: the slow reference the cached loop is tested against. A row is *done* after the eos token,
-after a stop string, or after ``max_new_tokens``; done rows get padding (attention mask
-0), finished rows are dropped from the batch (and the cache) as they accumulate, and the
-loop ends when every row is done.
+every step instead: the slow reference the cached loop is tested against.
+
+A row is *done* after the eos token, after a stop string, or after ``max_new_tokens``;
+done rows get padding (attention mask 0), finished rows are dropped from the batch (and
+the cache) as they accumulate, and the loop ends when every row is done.
 
 Texts: with stop strings, each row's completion text is kept a token at a time
 (:class:`rlvr.detokenize.StopTexts`: a table lookup for tokenizers with one piece per
