@@ -5,7 +5,9 @@ d_model 1536, GQA 12/2 heads, vocab 151936) and prints, measured in the same run
 
 - extraction of 2 sites at span-decision positions vs a plain forward pass,
 - steered vs unsteered sampling (KV-cached, batched),
-- hybrid (RL-model router, both models cached) vs base-only sampling.
+- hybrid (RL-model router, both models cached) vs base-only sampling;
+- the pre-allocated KV cache (``use_cache="static"``) against the dynamic one, for
+  sampling and the hybrid (below 1: the static one is faster on this device).
 
 Meant for one GPU (under 5 minutes on an H100). ``--size tiny`` runs a scaled-down Qwen2
 on the CPU in seconds (the test suite does that).
@@ -125,6 +127,12 @@ def run(args) -> dict[str, float]:
     def hybrid():
         hyb.generate(prompts, **common)
 
+    def unsteered_static():
+        sample(base, prompts, use_cache="static", **common)
+
+    def hybrid_static():
+        hyb.generate(prompts, use_cache="static", **common)
+
     with torch.no_grad():
         t = timed_round_robin(
             {
@@ -133,6 +141,8 @@ def run(args) -> dict[str, float]:
                 "sample unsteered": unsteered,
                 "sample steered": steered,
                 "hybrid steer": hybrid,
+                "sample, static cache": unsteered_static,
+                "hybrid, static cache": hybrid_static,
             },
             args.repeats,
         )
@@ -150,6 +160,16 @@ def run(args) -> dict[str, float]:
         ),
         ("steered / unsteered sampling", t["sample steered"] / t["sample unsteered"], "<= 1.05"),
         ("hybrid / base-only sampling", t["hybrid steer"] / t["sample unsteered"], "<= 2.3"),
+        (
+            "static / dynamic KV cache, sampling",
+            t["sample, static cache"] / t["sample unsteered"],
+            "< 1: static",
+        ),
+        (
+            "static / dynamic KV cache, hybrid",
+            t["hybrid, static cache"] / t["hybrid steer"],
+            "< 1: static",
+        ),
     ]
     print(f"{'ratio':42s} {'value':>7s}  target")
     for name, r, target in rows:

@@ -37,6 +37,16 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
+def _hash32_int(x: int) -> int:
+    """:func:`_hash32` of one Python int (the same bits)."""
+    x &= _M32
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
+
+
 def row_keys(seed: int, prompt_index: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
     """One 32-bit key per (prompt, sample) row for ``seed`` (int64 tensor, like the indices)."""
     s = torch.tensor([(seed & _M32) ^ ((seed >> 32) * 0x9E3779B9 & _M32)], dtype=torch.long)
@@ -46,7 +56,7 @@ def row_keys(seed: int, prompt_index: torch.Tensor, sample_index: torch.Tensor) 
 
 def step_uniform(keys: torch.Tensor, step: int) -> torch.Tensor:
     """One float32 in (0, 1) per row key for this step (23 bits, exact)."""
-    h = _hash32(keys ^ _hash32(torch.full_like(keys, step) + 0x1B56C4E9))
+    h = _hash32(keys ^ _hash32_int(step + 0x1B56C4E9))  # the step's hash: one number
     return ((h >> 9).float() + 0.5) / float(1 << 23)
 
 
@@ -54,10 +64,11 @@ def choose_tokens(
     logits: torch.Tensor,
     temperature: float,
     top_p: float,
-    u: torch.Tensor,
+    u: torch.Tensor | None,
     allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row.
+    """Greedy, or inverse-CDF sampling with one uniform ``u`` per row (greedy needs none:
+    ``u`` may be None at ``temperature=0``).
 
     ``allowed`` (bool, like ``logits``) restricts the choice to those tokens: the
     distribution is renormalised over them (each row needs at least one).

@@ -1,7 +1,8 @@
 """One forward pass of a causal LM, as the loop and the model handles both need it.
 
 - :func:`position_ids_from_mask` — position ids that skip left padding;
-- :func:`new_cache` — an empty transformers KV cache for a model;
+- :func:`new_cache` — an empty transformers KV cache for a model (dynamic, or
+  pre-allocated: :mod:`rlvr.kv_cache`), and :func:`cache_kind`, which one a loop uses;
 - :func:`forward_arg_names` — how this transformers version names the cache and the
   last-logits arguments of ``forward``;
 - :class:`PlainHF` — a plain transformers causal LM driven with a handle's ``run``
@@ -23,6 +24,7 @@ __all__ = [
     "PlainHF",
     "PlainOutput",
     "as_runner",
+    "cache_kind",
     "forward_arg_names",
     "module_of",
     "new_cache",
@@ -35,8 +37,53 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def new_cache(module: torch.nn.Module | None):
-    """An empty transformers ``DynamicCache`` for ``module`` (sliding-window aware when possible)."""
+CACHE_KINDS = ("static", "dynamic")
+# ``use_cache=True`` takes the pre-allocated cache from this many positions a row (prompt +
+# max_new_tokens) on: measured on a CPU (bench/hybrid.py, bench/sampler_passk.py, see
+# docs/ARCHITECTURE.md), it saves the concatenation's growing copies on long sequences
+# (0.73-0.95x the time at ~200 positions), while on short ones torch's CPU attention over
+# its strided views costs more than the copies (1.1-1.3x on the organism's 67 positions).
+STATIC_FROM = 128
+
+
+def cache_kind(use_cache: bool | str, runner: Any = None, length: int | None = None) -> str | None:
+    """The KV cache a loop uses: None (``use_cache=False``: recompute every step),
+    ``"static"`` (pre-allocated, :mod:`rlvr.kv_cache`) or ``"dynamic"`` (``DynamicCache``).
+
+    ``True`` means ``"static"`` for rows of at least :data:`STATIC_FROM` positions
+    (``length``: the prompt plus ``max_new_tokens``), else ``"dynamic"``. A handle on another
+    backend than plain transformers (nnsight, TransformerLens) always gets the dynamic one.
+    """
+    if use_cache is False:
+        return None
+    if use_cache is True:
+        kind = "static" if length is not None and length >= STATIC_FROM else "dynamic"
+    elif isinstance(use_cache, str) and use_cache in CACHE_KINDS:
+        kind = use_cache
+    else:
+        raise ValueError(
+            f"use_cache={use_cache!r}: give True, False or one of {', '.join(CACHE_KINDS)}"
+        )
+    if kind == "static" and getattr(runner, "backend", "hf") != "hf":
+        return "dynamic"
+    return kind
+
+
+def new_cache(module: torch.nn.Module | None, capacity: int | None = None):
+    """An empty transformers KV cache for ``module``.
+
+    Without ``capacity``: a ``DynamicCache`` (sliding-window aware when possible), which
+    grows by concatenation. With ``capacity`` (the longest sequence expected, e.g. prompt
+    plus ``max_new_tokens``) and a model whose every layer attends to the full sequence: a
+    cache of :class:`rlvr.kv_cache.FilledStaticLayer` s, allocated once (grown by doubling
+    should a sequence outrun it). Other models get the ``DynamicCache``.
+    """
+    if capacity is not None and module is not None:
+        from .kv_cache import filled_static_cache
+
+        cache = filled_static_cache(module, capacity)
+        if cache is not None:
+            return cache
     from transformers import DynamicCache
 
     try:

@@ -17,12 +17,24 @@ Rows are the prompts repeated ``n`` times (row ``i * n + j`` is sample ``j`` of 
 ``i``), cut into batches of ``batch_size`` rows. Prompts are left-padded; position ids
 are ``cumsum(attention_mask) - 1``, so padding never shifts a row's positions (this is
 also what GPT-2's absolute position embeddings need). Step 0 is the prefill of the
-prompts; every later step feeds one new token per row through a transformers
-``DynamicCache`` (``use_cache=False`` re-runs the whole sequence every step instead: the
-slow reference the cached loop is tested against). A row is *done* after the eos token,
-after a stop string, or after ``max_new_tokens``; done rows get padding (attention mask
-0), finished rows are dropped from the batch (and the cache) as they accumulate, and the
-loop ends when every row is done.
+prompts; every later step feeds one new token per row through a KV cache: a transformers
+``DynamicCache`` (``use_cache="dynamic"``), or a pre-allocated one (``"static"``:
+:mod:`rlvr.kv_cache`, transformers' ``StaticLayer`` sized for the prompt plus
+``max_new_tokens``, written in place, attention over its filled part; plain transformers
+models only). Both give the same numbers, bit for bit (tested). ``use_cache=True`` takes
+the static one for batches whose rows reach :data:`rlvr.forward.STATIC_FROM` positions,
+where it is faster, else the dynamic one. ``use_cache=False`` re-runs the whole sequence
+every step instead: the slow reference the cached loop is tested against.
+
+A row is *done* after the eos token, after a stop string, or after ``max_new_tokens``;
+done rows get padding (attention mask 0), finished rows are dropped from the batch (and
+the cache) as they accumulate, and the loop ends when every row is done.
+
+Texts: with stop strings, each row's completion text is kept a token at a time
+(:class:`rlvr.detokenize.StopTexts`: a table lookup for tokenizers with one piece per
+token, else a short window decode) and only what a new token added is searched, so a row
+stops at the token after which its text (as returned: decoded without special tokens)
+first holds a stop string. Without stop strings each row is decoded once, at the end.
 
 Positions: a row whose prompt has ``L`` real tokens holds its prompt at absolute
 positions ``0 .. L-1`` and its ``t``-th generated token (0-based) at ``L + t``. The
@@ -75,8 +87,15 @@ from typing import Any
 import torch
 
 from .controllers import Controllers, StepContext
+from .detokenize import StopTexts, plain_decoder
 from .draws import choose_tokens, row_keys, step_uniform
-from .forward import as_runner, forward_arg_names, new_cache, position_ids_from_mask
+from .forward import (
+    as_runner,
+    cache_kind,
+    forward_arg_names,
+    new_cache,
+    position_ids_from_mask,
+)
 from .sampling_params import UNSET, SamplingParams, resolve_params
 
 __all__ = [
@@ -199,7 +218,7 @@ def sample(
     controller: Any = None,
     callback: Callable[[int, StepContext], None] | None = None,
     progress: bool = True,
-    use_cache: bool = True,
+    use_cache: bool | str = True,
     eos_token_id: int | Sequence[int] | None = None,
     add_special_tokens: bool = True,
 ) -> Samples:
@@ -209,10 +228,12 @@ def sample(
     ``temperature``, ``top_p``, ``max_new_tokens``, ``stop``, ``seed`` (defaults: those
     of :class:`SamplingParams`), not both. ``prompts`` are strings (tokenized with
     ``add_special_tokens``) or lists of token ids. ``stop`` strings are matched on the
-    decoded generated text; ``eos_token_id`` defaults to the tokenizer's eos plus the
-    model's ``generation_config`` eos ids (``[]``: never stop at eos). ``controller`` is
-    one controller or a list (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes.
-    ``use_cache=False`` re-runs the whole sequence each step (slow; a reference).
+    generated text as returned (decoded without special tokens); ``eos_token_id``
+    defaults to the tokenizer's eos plus the model's ``generation_config`` eos ids
+    (``[]``: never stop at eos). ``controller`` is one controller or a list
+    (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes. ``use_cache``: True (the
+    KV cache that is faster for the batch's length), ``"static"``, ``"dynamic"`` (see the
+    module docstring), or False to re-run the whole sequence each step (slow; a reference).
     """
     p = resolve_params(
         params,
@@ -225,6 +246,7 @@ def sample(
     )
     n, max_new_tokens, stops = p.n, p.max_new_tokens, list(p.stop)
     runner, module = as_runner(model, tokenizer)
+    cache_kind(use_cache, runner)  # refuses a bad value before any work
     tok = runner.tokenizer
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -251,6 +273,7 @@ def sample(
     token_ids: list[list[int]] = [[] for _ in rows]
     logprobs: list[list[float]] = [[] for _ in rows]
     finish: list[str] = ["length"] * len(rows)
+    texts: list[str | None] = [None] * len(rows)  # filled by the batches that track stops
     extra: list[dict[str, Any]] = [{} for _ in rows]
     cfg = dict(
         temperature=p.temperature,
@@ -260,6 +283,7 @@ def sample(
         eos=eos,
         pad_id=int(pad_id),
         use_cache=use_cache,
+        decode=plain_decoder(tok),
     )
 
     from tqdm.auto import tqdm
@@ -282,7 +306,7 @@ def sample(
                     p.seed,
                     device,
                     cfg,
-                    out=(chunk, token_ids, logprobs, finish),
+                    out=(chunk, token_ids, logprobs, finish, texts),
                 )
                 now = (chunk[-1] + 1) // n
                 bar.update(now - finished_prompts)
@@ -290,14 +314,16 @@ def sample(
     finally:
         bar.close()
 
-    texts = []
+    decode, eos_set = cfg["decode"], set(eos)
     for r, ids in enumerate(token_ids):
-        text = tok.decode([t for t in ids if t not in eos], skip_special_tokens=True)
+        text = texts[r]
+        if text is None:  # no stop strings: each row decoded once, here
+            text = decode([t for t in ids if t not in eos_set])
         cut = _first_stop(text, stops)
         if cut is not None:
             text = text[:cut]
             finish[r] = "stop"
-        texts.append(text)
+        texts[r] = text
     return Samples(
         prompts=prompt_list,
         n=n,
@@ -336,16 +362,19 @@ def _run_batch(
     cfg: dict,
     out,
 ) -> None:
-    chunk, token_ids, logprobs, finish = out
+    chunk, token_ids, logprobs, finish, texts = out
     pad_id, eos, stops = cfg["pad_id"], cfg["eos"], cfg["stop"]
-    max_new, use_cache = cfg["max_new_tokens"], cfg["use_cache"]
+    max_new = cfg["max_new_tokens"]
     ids, am = _left_pad(prompt_ids, pad_id, device)
     B, P = ids.shape
+    kind = cache_kind(cfg["use_cache"], runner, P + max_new)
+    use_cache = kind is not None
     prompt_index = torch.tensor([i for i, _ in rows], device=device)
     sample_index = torch.tensor([j for _, j in rows], device=device)
     keys = row_keys(seed, prompt_index, sample_index)
     eos_t = torch.tensor(eos, dtype=torch.long, device=device)
-    stop_window = 2 * max((len(s) for s in stops), default=0) + 8
+    # each row's completion text, a token at a time, where stop strings are looked for
+    watch = StopTexts(cfg["decode"], B, stops) if stops else None
 
     # Per batch row (all B): what is recorded.
     gen = torch.full((B, max_new), pad_id, dtype=torch.long, device=device)
@@ -360,10 +389,16 @@ def _run_batch(
     mask[:, :P] = am
     run_ids = ids
     prompt_len = am.sum(-1)
-    cache = new_cache(module) if use_cache else None
+    cache = new_cache(module, P + max_new if kind == "static" else None) if use_cache else None
     last = None
     # only the last position's logits are needed (a real vocabulary makes the rest huge)
     last_only = {"logits_to_keep": 1} if _accepts(runner.run, "logits_to_keep") else {}
+    greedy = cfg["temperature"] == 0  # no uniform numbers needed
+    # what the running rows carry, refreshed only when rows are dropped
+    alive_list, run_keys = alive.tolist(), keys
+    run_pidx, run_sidx = prompt_index, sample_index
+    run_extra = [extra[b] for b in alive_list]
+    run_done = torch.zeros(B, dtype=torch.bool, device=device)
 
     for t in range(max_new):
         if not use_cache:
@@ -376,7 +411,6 @@ def _run_batch(
         else:
             inp, call_mask = last[:, None], mask[:, : P + t]
             pos = (prompt_len + t - 1)[:, None]
-        alive_list = alive.tolist()
         ctx = StepContext(
             step=t,
             input_ids=inp,
@@ -384,10 +418,10 @@ def _run_batch(
             attention_mask=call_mask,
             prompt_lengths=prompt_len,
             generated=gen[alive, :t],
-            done=done[alive],
-            prompt_index=prompt_index[alive],
-            sample_index=sample_index[alive],
-            extra=[extra[b] for b in alive_list],
+            done=run_done,
+            prompt_index=run_pidx,
+            sample_index=run_sidx,
+            extra=run_extra,
         )
         controllers.before(t, ctx)
         edits = controllers.edits(t, ctx)
@@ -411,7 +445,7 @@ def _run_batch(
                 )
         logits = res.logits[:, -1, :].float()
         ctx.logits = logits
-        u = step_uniform(keys[alive], t)
+        u = None if greedy else step_uniform(run_keys, t)
         tokens = choose_tokens(logits, cfg["temperature"], cfg["top_p"], u)
         tokens = controllers.select(t, logits, tokens, ctx)
         was_done = ctx.done
@@ -427,16 +461,15 @@ def _run_batch(
         if bool(hit_eos.any()):
             for a in hit_eos.nonzero().squeeze(1).tolist():
                 reason[alive_list[a]] = "eos"
-        if stops:
-            open_rows = (~now_done).nonzero().squeeze(1).tolist()
-            n_toks = lengths[alive].tolist()
-            for a in open_rows:
-                b, n_tok = alive_list[a], n_toks[a]
-                tail = tok.decode(gen[b, max(0, n_tok - stop_window) : n_tok].tolist())
-                if any(s in tail for s in stops):
+        if watch is not None:
+            toks = tokens.tolist()
+            for a in (~now_done).nonzero().squeeze(1).tolist():
+                b = alive_list[a]
+                if watch.add(b, toks[a]):
                     now_done[a] = True
                     reason[b] = "stop"
         done[alive] = now_done
+        run_done = now_done
         ctx.done, ctx.tokens, ctx.stepped = now_done, tokens, live
         ctx.generated = gen[alive, : t + 1]
         controllers.after(t, ctx)
@@ -450,6 +483,10 @@ def _run_batch(
             keep = (~now_done).nonzero().squeeze(1)
             alive, mask, run_ids = alive[keep], mask[keep], run_ids[keep]
             prompt_len, last = prompt_len[keep], last[keep]
+            run_keys, run_pidx, run_sidx = run_keys[keep], run_pidx[keep], run_sidx[keep]
+            run_done = run_done[keep]
+            alive_list = alive.tolist()
+            run_extra = [extra[b] for b in alive_list]
             if cache is not None:
                 cache.batch_select_indices(keep)
 
@@ -458,3 +495,5 @@ def _run_batch(
         token_ids[r] = gen[b, :k].tolist()
         logprobs[r] = lps[b, :k].tolist()
         finish[r] = reason[b]
+        if watch is not None:
+            texts[r] = watch.texts[b].text

@@ -35,5 +35,7 @@ def test_gpu_check_runs_tiny_on_cpu(capsys, monkeypatch):
         "extraction (2 sites) / plain forward",
         "steered / unsteered sampling",
         "hybrid / base-only sampling",
+        "static / dynamic KV cache, sampling",
+        "static / dynamic KV cache, hybrid",
     ):
         assert line in out

@@ -1,7 +1,7 @@
 import pytest
 from conftest import char_tokenizer
 
-from rlvr.detokenize import IncrementalText, plain_decoder
+from rlvr.detokenize import IncrementalText, StopTexts, plain_decoder, token_pieces
 
 
 def _byte_bpe():
@@ -60,3 +60,76 @@ def test_special_tokens_are_left_out():
     inc = IncrementalText(plain_decoder(tok), ids)
     assert inc.next_text(tok.eos_token_id) == ""
     assert inc.append(tok.eos_token_id) == "the mat"
+
+
+def test_a_character_tokenizer_decodes_by_table_lookup():
+    tok = char_tokenizer()
+    pieces = token_pieces(tok)
+    assert pieces is not None and len(pieces) == len(tok)
+    assert pieces[tok.eos_token_id] == "" and pieces[tok.convert_tokens_to_ids("a")] == "a"
+    assert token_pieces(_byte_bpe()) is None  # bytes straddle tokens: no table
+
+    calls = []
+    decode = plain_decoder(tok)
+    assert decode.pieces == pieces
+
+    def counting(ids):
+        calls.append(list(ids))
+        return decode(ids)
+
+    counting.pieces = pieces
+    ids = tok.encode("the cat sat on 12 mats", add_special_tokens=False)
+    inc = IncrementalText(counting, ids[:3])
+    calls.clear()
+    for t in ids[3:]:
+        inc.append(t)
+    assert calls == [] and inc.text == decode(ids) == "the cat sat on 12 mats"
+    assert inc.next_text(len(pieces) + 5) == ""  # beyond the table: decoded (unknown: nothing)
+    assert calls
+
+
+def test_a_tokenizer_that_cleans_up_spaces_has_no_table():
+    tok = char_tokenizer()
+    tok.clean_up_tokenization_spaces = True
+    assert token_pieces(tok) is None and plain_decoder(tok).pieces is None
+
+
+@pytest.mark.parametrize(
+    "make, text, stops",
+    [
+        (_byte_bpe, "the café sat 🐈 on the mat; check ünïcödé again", ["🐈 o", "ün", "zz"]),
+        (_byte_bpe, "the café sat 🐈 on the mat", ["é s"]),
+        (char_tokenizer, "the cat sat on 12 mats, check again", ["12 m", "zz"]),
+        (char_tokenizer, "the cat sat on 12 mats, check again", ["ck a"]),
+    ],
+)
+def test_stop_texts_finds_a_stop_string_at_the_token_that_completes_it(make, text, stops):
+    tok = make()
+    decode = plain_decoder(tok)
+    ids = tok.encode(text, add_special_tokens=False)
+    watch = StopTexts(decode, 2, stops)
+    first = next(i for i in range(len(ids)) if any(s in decode(ids[: i + 1]) for s in stops))
+    for i, t in enumerate(ids[: first + 1]):  # the loop stops a row at its first True
+        assert watch.add(1, t) == (i == first)
+        assert watch.texts[1].text == decode(ids[: i + 1])
+    assert watch.texts[0].text == "" and watch.texts[0].ids == []
+
+
+def test_stop_texts_refuses_no_or_empty_stop_strings():
+    with pytest.raises(ValueError, match="stop string"):
+        StopTexts(plain_decoder(char_tokenizer()), 1, [])
+    with pytest.raises(ValueError, match="stop string"):
+        StopTexts(plain_decoder(char_tokenizer()), 1, ["a", ""])
+
+
+def test_kept_is_the_unchanged_part_of_the_text():
+    tok = _byte_bpe()
+    decode = plain_decoder(tok)
+    ids = tok.encode("a 🐈 b", add_special_tokens=False)
+    inc = IncrementalText(decode, ids[:1])
+    for i, t in enumerate(ids[1:], start=2):
+        before = inc.text
+        inc.append(t)
+        k = inc.kept
+        assert inc.text[:k] == before[:k] and inc.text == decode(ids[:i])
+        assert k == len(before) or before[k:] != inc.text[k : len(before)]

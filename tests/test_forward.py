@@ -40,3 +40,59 @@ def test_position_ids_skip_left_padding():
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     got = fwd.position_ids_from_mask(mask)
     assert got.tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+
+
+def test_cache_kind_says_which_cache_a_loop_uses():
+    import pytest
+
+    class Other:
+        backend = "nnsight"
+
+    assert fwd.cache_kind(False) is None
+    assert fwd.cache_kind(True) == "dynamic"  # no length known
+    assert fwd.cache_kind(True, length=fwd.STATIC_FROM - 1) == "dynamic"
+    assert fwd.cache_kind(True, length=fwd.STATIC_FROM) == "static"
+    assert fwd.cache_kind(True, Other(), length=fwd.STATIC_FROM) == "dynamic"
+    assert fwd.cache_kind("static") == "static" and fwd.cache_kind("dynamic") == "dynamic"
+    assert fwd.cache_kind("static", Other()) == "dynamic"  # only plain transformers models
+    for bad in ("fast", 1, None):
+        with pytest.raises(ValueError, match="use_cache"):
+            fwd.cache_kind(bad)
+
+
+def test_a_pre_allocated_cache_fills_grows_and_selects_rows():
+    from conftest import tiny_model
+    from transformers import DynamicCache, MistralConfig, MistralForCausalLM
+
+    from rlvr.kv_cache import FilledStaticLayer
+
+    for arch in ("llama", "qwen2", "gpt2"):
+        cache = fwd.new_cache(tiny_model(arch), 6)
+        assert all(isinstance(layer, FilledStaticLayer) for layer in cache.layers)
+    sliding = MistralForCausalLM(
+        MistralConfig(
+            vocab_size=16,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            sliding_window=4,
+        )
+    )
+    assert isinstance(fwd.new_cache(sliding, 6), DynamicCache)
+    assert isinstance(fwd.new_cache(tiny_model("llama")), DynamicCache)
+
+    layer = FilledStaticLayer(max_cache_len=3)
+    k = torch.arange(2 * 1 * 2 * 4, dtype=torch.float32).view(2, 1, 2, 4)
+    keys, values = layer.update(k, -k)
+    assert layer.get_seq_length() == 2 and torch.equal(keys, k) and torch.equal(values, -k)
+    assert layer.get_mask_sizes(1) == (3, 0)
+    step = torch.full((2, 1, 1, 4), 7.0)
+    for i in range(3):  # past the 3 allocated positions: the buffers double
+        keys, _ = layer.update(step + i, step + i)
+    assert layer.get_seq_length() == 5 and layer.max_cache_len == 6
+    assert torch.equal(keys[:, :, :2], k) and torch.equal(keys[:, :, 4], step[:, :, 0] + 2)
+    layer.batch_select_indices(torch.tensor([1]))
+    keys, _ = layer.update(step[:1], step[:1])
+    assert keys.shape == (1, 1, 6, 4) and torch.equal(keys[0, :, :2], k[1])

@@ -152,6 +152,19 @@ def test_cached_router_equals_recomputing_everything(base, rl, mode, unless_base
     assert cached.steered_fraction > 0
 
 
+@pytest.mark.parametrize("mode", ["steer", "handoff"])
+def test_both_caches_give_the_same_hybrid(base, rl, mode):
+    """The pre-allocated cache (both models) decodes exactly what the dynamic one does."""
+    hyb = HybridDecoder(base, ModelRouter(rl, letters), _vecs(), mode=mode, coef=3.0)
+    kw = dict(n=3, temperature=1.0, max_new_tokens=16, progress=False, seed=1, stop=["a", "e"])
+    static = hyb.generate(PROMPTS, use_cache="static", batch_size=12, **kw)
+    dyn = hyb.generate(PROMPTS, use_cache="dynamic", batch_size=12, **kw)
+    assert static.samples.token_ids == dyn.samples.token_ids
+    assert static.samples.logprobs == dyn.samples.logprobs
+    assert [g.log for g in static.generations] == [g.log for g in dyn.generations]
+    assert len({len(t) for t in dyn.samples.token_ids}) > 1 and dyn.steered_fraction > 0
+
+
 def test_router_decisions_equal_the_router_on_the_full_prefix(base, rl):
     tau = 0.3
     hyb = HybridDecoder(base, ModelRouter(rl, letters, tau=tau), _vecs(), coef=3.0)
@@ -491,3 +504,31 @@ def test_recovery_math_ci_and_refusal():
         recovery([1, 0], [0, 0, 1], [1, 1, 1])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         recovery([2, 0], [0, 0], [1, 1])
+
+
+@pytest.mark.parametrize("which", ["char", "byte_bpe"])
+def test_row_texts_give_what_a_whole_decode_gives(which):
+    from test_detokenize import _byte_bpe
+
+    from steering.hybrid.texts import RowTexts
+
+    tok = char_tokenizer() if which == "char" else _byte_bpe()
+    texts = RowTexts(tok)
+    assert (texts._pieces is not None) == (which == "char")
+    ids = tok("the cat sat, 12 checks", add_special_tokens=False)["input_ids"]
+    if which == "byte_bpe":
+        ids = tok("the café 🐈 sat, check", add_special_tokens=False)["input_ids"]
+    key = (0, 0)
+    texts.start([key], [ids[:2]])
+    cands = sorted(set(ids))
+    for i, t in enumerate(ids[2:], start=2):
+        texts.new_step()
+        prefix = texts.prefix(key)
+        assert prefix == tok.decode(ids[:i], skip_special_tokens=True)
+        got = texts.next_texts(key, cands)
+        assert got == [texts.next_text(key, c) for c in cands]
+        if "\ufffd" not in prefix + tok.decode(ids[: i + 1], skip_special_tokens=True):
+            want = tok.decode(ids[: i + 1], skip_special_tokens=True)[len(prefix) :]
+            assert got[cands.index(t)] == want
+        texts.append(key, t)
+    assert texts.prefix(key) == tok.decode(ids, skip_special_tokens=True)

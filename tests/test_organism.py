@@ -200,6 +200,31 @@ def test_bad_settings_are_refused():
         CorpusSpec(mix=(0.5, 0.5, 0.5))
 
 
+@pytest.mark.parametrize(
+    "bad, error, words",
+    [
+        (dict(corrupt=-0.1), ValueError, "corrupt=-0.1 must lie in [0, 1]"),
+        (dict(direct_right=float("nan")), ValueError, "direct_right=nan must lie in [0, 1]"),
+        (dict(hard_wrong="1"), TypeError, "hard_wrong must be a number in [0, 1]"),
+        (dict(check_p=1.5), ValueError, "check_p=1.5 must lie in [0, 1]"),
+        (dict(check_p=(0.2, 1.2)), ValueError, "check_p[1]=1.2 must lie in [0, 1]"),
+        (dict(check_p=(0.2, 0.3, 0.4)), ValueError, "range (lo, hi)"),
+    ],
+)
+def test_corpus_probabilities_are_checked_by_the_shared_check(bad, error, words):
+    import re
+
+    with pytest.raises(error, match=re.escape(words)):
+        CorpusSpec(**bad)
+
+
+def test_corpus_spec_keeps_the_values_it_accepted():
+    spec = CorpusSpec(corrupt=0, direct_right=1, hard_wrong=0.5, check_p=(0, 1))
+    assert (spec.corrupt, spec.direct_right, spec.hard_wrong) == (0, 1, 0.5)
+    assert spec.check_p == (0.0, 1.0)
+    assert CorpusSpec(check_p=np.float64(0.25)).check_p == 0.25
+
+
 def test_tokenizer_round_trips_with_offsets(tmp_path):
     from transformers import AutoTokenizer
 

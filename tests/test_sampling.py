@@ -412,3 +412,133 @@ def test_the_loop_module_still_exports_the_names_that_moved_out():
         assert name in rlvr.sampling.__all__
         assert getattr(rlvr.sampling, name) is getattr(home, name)
     assert {"Samples", "sample"} <= set(rlvr.sampling.__all__)
+
+
+# -- texts kept a token at a time ---------------------------------------------------------
+
+
+def _byte_bpe():
+    from test_detokenize import _byte_bpe as make
+
+    return make()
+
+
+def test_stops_and_texts_agree_with_whole_decodes_on_a_byte_level_tokenizer():
+    """Rows stop at the first token after which the whole decode of the completion holds a
+    stop string, and texts are that decode cut before it, though multi-byte characters
+    straddle tokens."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _byte_bpe()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    h = probes.wrap(LlamaForCausalLM(cfg).eval(), tok)
+    stops = ["e", "at", "\u00e9"]
+    out = sample(
+        h,
+        ["the cat", "on"],
+        n=8,
+        temperature=1.0,
+        max_new_tokens=24,
+        stop=stops,
+        seed=3,
+        progress=False,
+    )
+    decode = lambda ids: tok.decode(ids, skip_special_tokens=True)  # noqa: E731
+    assert "stop" in out.finish_reasons and "length" in out.finish_reasons
+    for ids, text, why in zip(out.token_ids, out.texts, out.finish_reasons):
+        ids = [t for t in ids if t != tok.eos_token_id]
+        hits = [i for i in range(len(ids)) if any(s in decode(ids[: i + 1]) for s in stops)]
+        whole = decode(ids)
+        cut = min((whole.find(s) for s in stops if s in whole), default=len(whole))
+        assert text == whole[:cut]
+        assert (why == "stop") == bool(hits) and (not hits or hits[0] == len(ids) - 1)
+
+
+def test_stop_strings_are_matched_on_the_text_without_special_tokens(handles):
+    h = handles("llama")
+    tok = h.tokenizer
+
+    class Emit:  # row 0 writes "ab<unk>cd<s>e"
+        ids = [*tok("ab", add_special_tokens=False)["input_ids"], tok.unk_token_id]
+        ids += [*tok("cd", add_special_tokens=False)["input_ids"], tok.bos_token_id]
+        ids += tok("e", add_special_tokens=False)["input_ids"]
+
+        def select(self, step, logits, proposed, ctx):
+            return torch.tensor([self.ids[min(step, len(self.ids) - 1)]] * len(proposed))
+
+    out = sample(
+        h,
+        ["q"],
+        temperature=0,
+        max_new_tokens=8,
+        stop=["unk", "s>", "de"],
+        controller=Emit(),
+        eos_token_id=[],
+        progress=False,
+    )
+    assert out.token_ids[0] == Emit.ids and out.texts == ["abc"]  # "abcd" + "e": "de"
+    assert out.finish_reasons == ["stop"]
+
+
+# -- the KV cache ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_pre_allocated_cache_gives_the_dynamic_caches_numbers(arch, handles):
+    """Same tokens and log-probs, bit for bit, as rows finish and are dropped mid-batch."""
+    h = handles(arch)
+    kw = dict(n=6, temperature=1.0, max_new_tokens=40, stop=["=", "q"], seed=4, progress=False)
+    dyn = sample(h, PROMPTS, use_cache="dynamic", batch_size=24, **kw)
+    static = sample(h, PROMPTS, use_cache="static", batch_size=24, **kw)
+    assert static.token_ids == dyn.token_ids and static.logprobs == dyn.logprobs
+    assert static.texts == dyn.texts and static.finish_reasons == dyn.finish_reasons
+    lengths = {len(t) for t in dyn.token_ids}
+    assert len(lengths) > 3 and max(lengths) == 40  # rows finished at many different steps
+    assert sample(h, PROMPTS, **kw).token_ids == dyn.token_ids  # use_cache=True: the default
+
+
+def test_an_unknown_cache_is_refused(handles):
+    with pytest.raises(ValueError, match="use_cache"):
+        sample(handles("llama"), PROMPTS, use_cache="paged", progress=False)
+
+
+def test_step_uniforms_are_the_counter_hash_of_key_and_step():
+    """The step's hash is taken once as a Python int: the same bits as hashing a tensor."""
+    from rlvr.draws import _hash32, row_keys, step_uniform
+
+    keys = row_keys(7, torch.arange(50), torch.arange(50) % 3)
+    for t in (0, 1, 61, 4095):
+        step = _hash32(torch.full_like(keys, t) + 0x1B56C4E9)
+        want = ((_hash32(keys ^ step) >> 9).float() + 0.5) / float(1 << 23)
+        assert torch.equal(step_uniform(keys, t), want)
+
+
+def test_use_cache_true_takes_the_static_cache_for_long_rows(handles, monkeypatch):
+    import rlvr.forward
+    import rlvr.sampling
+
+    made = []
+    real = rlvr.sampling.new_cache
+
+    def spy(module, capacity=None):
+        made.append(capacity)
+        return real(module, capacity)
+
+    monkeypatch.setattr(rlvr.sampling, "new_cache", spy)
+    kw = dict(temperature=0, progress=False, eos_token_id=[])
+    short = sample(handles("llama"), ["q"], max_new_tokens=20, **kw)
+    n = rlvr.forward.STATIC_FROM  # the prompt "<s>q" makes the row reach it
+    long = sample(handles("llama"), ["q"], max_new_tokens=n, **kw)
+    assert made == [None, 2 + n]
+    assert long.token_ids[0][:20] == short.token_ids[0]

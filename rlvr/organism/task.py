@@ -35,6 +35,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..checks import probability
+
 __all__ = [
     "ALPHABET",
     "FORMATS",
@@ -122,20 +124,30 @@ class CorpusSpec:
             raise ValueError(
                 f"mix={self.mix} must be three shares (DIRECT, STEP, CHECK) summing to 1"
             )
-        for name in ("corrupt", "direct_right", "hard_wrong"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}={value} must be a probability in [0, 1]")
+        meanings = {
+            "corrupt": "the chance that a written step is wrong",
+            "direct_right": "the chance that a DIRECT answer is right",
+            "hard_wrong": "the chance that a step from a hard state is the wrong successor",
+        }
+        for name, meaning in meanings.items():
+            probability(getattr(self, name), name, meaning)
         cp = self.check_p
         if isinstance(cp, tuple | list):
-            if len(cp) != 2 or not 0.0 <= cp[0] <= cp[1] <= 1.0:
+            if len(cp) != 2:
                 raise ValueError(
                     f"check_p={cp} must be a probability or a range (lo, hi) with "
                     "0 <= lo <= hi <= 1"
                 )
-            object.__setattr__(self, "check_p", (float(cp[0]), float(cp[1])))
-        elif not 0.0 <= cp <= 1.0:
-            raise ValueError(f"check_p={cp} must be a probability in [0, 1] or a range (lo, hi)")
+            lo_p = probability(cp[0], "check_p[0]", "the lowest check density of the range")
+            hi_p = probability(cp[1], "check_p[1]", "the highest check density of the range")
+            if lo_p > hi_p:
+                raise ValueError(
+                    f"check_p={cp} must be a range (lo, hi) with 0 <= lo <= hi <= 1: "
+                    "give the lower end first"
+                )
+            object.__setattr__(self, "check_p", (lo_p, hi_p))
+        else:
+            probability(cp, "check_p", "the chance that a CHECK trace re-computes a step")
         lo, hi = self.hops
         if not 2 <= lo <= hi:
             raise ValueError(

@@ -306,7 +306,7 @@ class HybridDecoder:
         seed: int = UNSET,
         batch_size: int = 16,
         progress: bool = True,
-        use_cache: bool = True,
+        use_cache: bool | str = True,
         eos_token_id: int | Sequence[int] | None = None,
         add_special_tokens: bool = True,
     ) -> HybridResult:
@@ -314,8 +314,9 @@ class HybridDecoder:
         (``params=`` or the loose keywords), except that ``temperature`` defaults to 0.
 
         Same seed -> same completions, independent of ``batch_size`` (up to float ties,
-        as for :func:`rlvr.sampling.sample`). ``use_cache=False`` recomputes both models on
-        the whole prefix every token (the slow reference).
+        as for :func:`rlvr.sampling.sample`). ``use_cache`` chooses both models' KV cache
+        as there (True, ``"static"``, ``"dynamic"``); ``use_cache=False`` recomputes both
+        models on the whole prefix every token (the slow reference).
         """
         p = resolve_params(
             params,

@@ -70,6 +70,7 @@ class RouterView(Protocol):
 
     def prefix(self, row: int) -> str: ...  # prompt + completion so far (no special tokens)
     def next_text(self, row: int, token: int) -> str: ...  # the text ``token`` adds there
+    def next_texts(self, row: int, tokens: list[int]) -> list[str]: ...  # next_text of each
     def uniform(self, salt: int) -> torch.Tensor: ...  # one U(0,1) per row, per stream
 
 
@@ -208,8 +209,8 @@ class ModelRouter:
         out = []
         for r, (ps, toks) in enumerate(zip(p.tolist(), top.tolist())):
             prefix, mass = view.prefix(r), {}
-            for q, t in zip(ps, toks):
-                lab = self.segment_start(prefix, view.next_text(r, t))
+            for q, x in zip(ps, view.next_texts(r, toks)):
+                lab = self.segment_start(prefix, x)
                 if lab is not None:
                     mass[lab] = mass.get(lab, 0.0) + q
             out.append(mass)

@@ -23,7 +23,7 @@ import torch
 
 from rlvr.controllers import StepContext
 from rlvr.draws import choose_tokens, row_keys, step_uniform
-from rlvr.forward import new_cache
+from rlvr.forward import cache_kind, new_cache
 from rlvr.sampling_params import SamplingParams
 
 from ..steer import Steer
@@ -38,21 +38,42 @@ def _keys(ctx: StepContext) -> list[tuple[int, int]]:
     return list(zip(ctx.prompt_index.tolist(), ctx.sample_index.tolist()))
 
 
+class _Uniforms:
+    """The loop's uniform numbers of one step, per row (indexable like the tensor), drawn
+    only if a row needs one (an emission or a redraw; most steps need none)."""
+
+    __slots__ = ("_ctx", "_seed", "_step", "_u")
+
+    def __init__(self, seed: int, step: int, ctx: StepContext) -> None:
+        self._seed, self._step, self._ctx, self._u = seed, step, ctx, None
+
+    def __getitem__(self, idx):
+        if self._u is None:
+            keys = row_keys(self._seed, self._ctx.prompt_index, self._ctx.sample_index)
+            self._u = step_uniform(keys, self._step)
+        return self._u[idx]
+
+
 class TokenModel:
     """The router model in a run: its own KV cache, fed the tokens the base consumes."""
 
-    def __init__(self, handle: Any, use_cache: bool) -> None:
+    def __init__(self, handle: Any, use_cache: bool | str, max_new_tokens: int) -> None:
         self.handle = handle
-        self.use_cache = use_cache
+        self.requested = use_cache
+        self.use_cache = cache_kind(use_cache, handle) is not None
+        self.max_new_tokens = max_new_tokens
         self.device = next(handle.model.parameters()).device
         self.cache = None
         self.rows: list[tuple[int, int]] = []
         self.logits: torch.Tensor | None = None
 
-    def step(self, step: int, ctx: StepContext) -> None:
-        rows = _keys(ctx)
+    def step(self, step: int, ctx: StepContext, rows: list[tuple[int, int]]) -> None:
         if step == 0:
-            self.cache = new_cache(self.handle.model) if self.use_cache else None
+            self.cache = None
+            if self.use_cache:  # the loop's rule for this batch's length, for this model
+                size = ctx.input_ids.shape[1] + self.max_new_tokens
+                kind = cache_kind(self.requested, self.handle, size)
+                self.cache = new_cache(self.handle.model, size if kind == "static" else None)
         elif self.use_cache and rows != self.rows:
             where = {k: i for i, k in enumerate(self.rows)}
             keep = torch.tensor([where[k] for k in rows], device=self.device)
@@ -85,9 +106,11 @@ class TokenModel:
 class StepView:
     """What a router sees at one step (implements ``routers.RouterView``)."""
 
-    def __init__(self, run: HybridRun, step: int, ctx: StepContext) -> None:
+    def __init__(
+        self, run: HybridRun, step: int, ctx: StepContext, keys: list[tuple[int, int]]
+    ) -> None:
         self._run, self.step, self._ctx = run, step, ctx
-        self.keys = _keys(ctx)
+        self.keys = keys
         self.live = (~ctx.done).tolist()
         tm = run.token_model
         self.logits = tm.logits if tm is not None else None
@@ -99,6 +122,10 @@ class StepView:
     def next_text(self, row: int, token: int) -> str:
         return self._run.texts.next_text(self.keys[row], int(token))
 
+    def next_texts(self, row: int, tokens: list[int]) -> list[str]:
+        """:meth:`next_text` of each of ``tokens`` (ints)."""
+        return self._run.texts.next_texts(self.keys[row], tokens)
+
     def uniform(self, salt: int) -> torch.Tensor:
         ctx = self._ctx
         keys = row_keys(self._run.seed, ctx.prompt_index, ctx.sample_index)
@@ -108,14 +135,16 @@ class StepView:
 class HybridRun:
     """Per-call state of the hybrid decoder (see the module docs)."""
 
-    def __init__(self, dec: Any, params: SamplingParams, *, use_cache: bool):
+    def __init__(self, dec: Any, params: SamplingParams, *, use_cache: bool | str):
         self.dec = dec
         self.router = dec.router
         # the loop's draws, for the router model's tokens and the exclusive redraws
         self.temperature, self.top_p, self.seed = params.temperature, params.top_p, params.seed
         self.site = getattr(self.router, "site", None)
         model = getattr(self.router, "model", None)
-        self.token_model = TokenModel(model, use_cache) if model is not None else None
+        self.token_model = (
+            TokenModel(model, use_cache, params.max_new_tokens) if model is not None else None
+        )
         self.texts = RowTexts(dec.base.tokenizer)
         self.task = dec.task
         self.steer = (
@@ -133,14 +162,15 @@ class HybridRun:
             self.steer.setup(model)
 
     def before(self, step: int, ctx: StepContext) -> None:
+        keys = _keys(ctx)  # the running rows: the same for every hook of this step
         if step == 0:
             ids, mask = ctx.input_ids.tolist(), ctx.attention_mask.bool().tolist()
             prompts = [[t for t, keep in zip(r, m) if keep] for r, m in zip(ids, mask)]
-            self.texts.start(_keys(ctx), prompts)
+            self.texts.start(keys, prompts)
         self.texts.new_step()
         if self.token_model is not None:
-            self.token_model.step(step, ctx)
-        self.view = StepView(self, step, ctx)
+            self.token_model.step(step, ctx, keys)
+        self.view = StepView(self, step, ctx, keys)
         self.decision = self._steer_edits = None
         if self.site is None:
             self._decide()
@@ -162,7 +192,7 @@ class HybridRun:
         dec, view, decision = self.dec, self.view, self.decision
         if getattr(self.router, "unless_base", False):
             decision = self._unless_base(decision, logits)
-        u = step_uniform(row_keys(self.seed, ctx.prompt_index, ctx.sample_index), step)
+        u = _Uniforms(self.seed, step, ctx)
         tokens = proposed.clone()
         fired = [r for r, d in enumerate(decision) if d is not None and view.live[r]]
         if fired and dec.action == "handoff":
@@ -178,18 +208,19 @@ class HybridRun:
         if dec.exclusive:
             keep = set(fired) if dec.action != "steer" else set()
             self._exclude(tokens, decision, logits, u, keep, ctx)
-        pos = ctx.position_ids[:, -1].tolist()
-        toks = tokens.tolist()
-        for r in fired:
-            ev = HybridEvent(step, pos[r], decision[r], dec.action, toks[r])
-            ctx.extra[r].setdefault(LOG_KEY, []).append(ev)
+        if fired:
+            pos = ctx.position_ids[:, -1].tolist()
+            toks = tokens.tolist()
+            for r in fired:
+                ev = HybridEvent(step, pos[r], decision[r], dec.action, toks[r])
+                ctx.extra[r].setdefault(LOG_KEY, []).append(ev)
         if self.task is not None:
             self._record(ctx, decision)
         changed = dec.action != "steer" or dec.exclusive
         return tokens if changed else None
 
     def after(self, step: int, ctx: StepContext) -> None:
-        for key, tok, ok in zip(_keys(ctx), ctx.tokens.tolist(), ctx.stepped.tolist()):
+        for key, tok, ok in zip(self.view.keys, ctx.tokens.tolist(), ctx.stepped.tolist()):
             if ok:
                 self.texts.append(key, tok)
 
@@ -224,7 +255,7 @@ class HybridRun:
         ]
 
     # -- emitting ------------------------------------------------------------------------
-    def _emit(self, fired: list[int], decision: list, logits: torch.Tensor, u: torch.Tensor):
+    def _emit(self, fired: list[int], decision: list, logits: torch.Tensor, u: _Uniforms):
         rule = self.dec.emit
         idx = torch.tensor(fired, device=logits.device)
         if rule == "sample":
@@ -239,7 +270,7 @@ class HybridRun:
             out.append(self._redraw(r, logits, u, lambda lab, want=want: lab == want))
         return out
 
-    def _redraw(self, r: int, logits: torch.Tensor, u: torch.Tensor, accept) -> int | None:
+    def _redraw(self, r: int, logits: torch.Tensor, u: _Uniforms, accept) -> int | None:
         """The base's token for row ``r`` among its ``label_top_k`` most likely tokens whose
         label (per ``segment_start``) passes ``accept``: the base's distribution
         renormalised over them, drawn with the loop's uniform (greedy: the most likely of
@@ -251,9 +282,11 @@ class HybridRun:
         p, top = torch.softmax(row[0], -1).topk(min(self.dec.label_top_k, row.shape[-1]))
         top, likely = top.tolist(), int((p >= p[0] * NEGLIGIBLE).sum())
         # the likely tokens first; the rest of the top-k only when none of them passes
-        ok = [t for t in top[:likely] if accept(seg(prefix, view.next_text(r, t)))]
+        head = top[:likely]
+        ok = [t for t, x in zip(head, view.next_texts(r, head)) if accept(seg(prefix, x))]
         if not ok:
-            ok = [t for t in top[likely:] if accept(seg(prefix, view.next_text(r, t)))]
+            rest = top[likely:]
+            ok = [t for t, x in zip(rest, view.next_texts(r, rest)) if accept(seg(prefix, x))]
         if not ok:
             return None
         allowed = torch.zeros_like(row, dtype=torch.bool)
