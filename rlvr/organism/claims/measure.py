@@ -64,6 +64,13 @@ def shortcuts(task: PermutationChain, problem: Problem, completion: str) -> dict
 # -- shared pieces -------------------------------------------------------------------------
 
 
+def solved_counts(
+    task: PermutationChain, problems: Sequence[Problem], comps: Sequence[Sequence[str]]
+) -> np.ndarray:
+    """Verified-correct completions per problem (``comps[i]`` are ``problems[i]``'s)."""
+    return np.array([sum(task.verify(p, c) == 1.0 for c in cs) for p, cs in zip(problems, comps)])
+
+
 def _ci(values: np.ndarray, s: ClaimSettings) -> dict[str, Any]:
     """Mean and bootstrap CI over problems (axis 0) of per-problem values (1-D or 2-D)."""
     low, high = pk.bootstrap_ci(values, np.mean, n_boot=s.n_boot, seed=s.seed)
@@ -94,7 +101,7 @@ def _model(
 
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     comps = sample_completions(model, task, problems, s.n, seed=seed, batch_size=s.batch_size)
-    counts = np.array([sum(task.verify(p, c) == 1.0 for c in cs) for p, cs in zip(problems, comps)])
+    counts = solved_counts(task, problems, comps)
     kinds = ("no_steps", "skipped_hops", "repeated")
     per_problem = {k: np.zeros(len(problems)) for k in (*kinds, "any")}
     formats: dict[str, int] = {}

@@ -30,6 +30,7 @@ from ..grpo import grpo_train
 from ..pretrain import pretrain
 from ..sft import sft_train
 from ..task import Problem, read_problems, write_problems
+from .measure import solved_counts
 from .recipe import ClaimRun, ClaimsRecipe, load_claims
 
 __all__ = ["measure_update", "remeasure", "train_claims"]
@@ -63,17 +64,13 @@ def _load_model(path: Path) -> Any:
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
 
-def _counts(task: Any, problems: Sequence[Problem], comps: Sequence[Sequence[str]]) -> np.ndarray:
-    return np.array([sum(task.verify(p, c) == 1.0 for c in cs) for p, cs in zip(problems, comps)])
-
-
 def select_one(recipe: ClaimsRecipe, train: list[Problem]) -> tuple[Problem, dict[str, Any]]:
     """The main train problem with the largest base pass@1 variance (ties: split order)."""
     s = recipe.select
     task = recipe.organism.task
     model = _load_model(recipe.organism_dir / "base")
     comps = sample_completions(model, task, train, s.one_n, seed=s.seed)
-    p1 = _counts(task, train, comps) / s.one_n
+    p1 = solved_counts(task, train, comps) / s.one_n
     best = int(np.argmax(p1 * (1 - p1)))
     info = {
         "rule": f"max p(1 - p) of base pass@1 over {s.one_n} samples among {len(train)} "
@@ -96,7 +93,7 @@ def select_over_hard(recipe: ClaimsRecipe) -> tuple[list[Problem], dict[str, Any
     pool = [pool[i] for i in order[: s.over_hard_pool]]
     model = _load_model(recipe.organism_dir / "base")
     comps = sample_completions(model, task, pool, s.over_hard_n, seed=s.seed)
-    counts = _counts(task, pool, comps)
+    counts = solved_counts(task, pool, comps)
     kept = [p for p, c in zip(pool, counts) if c == 0]
     formats: dict[str, int] = {}
     for cs in comps:
