@@ -27,7 +27,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 import probes
 from probes import LabeledTrace, Site
-from rlvr.sampling import sample
+from rlvr.generation.sampling import sample
 from steering import HybridDecoder, ModelRouter, Steer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

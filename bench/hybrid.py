@@ -11,7 +11,7 @@ same number of tokens). Methods, measured in the same run, alternating each roun
 - ``hybrid handoff unless_base``: firing only where the base would not begin the label;
 - ``base, dynamic`` / ``hybrid steer, dynamic`` and ``..., static``: the same two with
   each KV cache named (``use_cache=True``, the others' setting, takes the static one from
-  :data:`rlvr.forward.STATIC_FROM` positions a row on);
+  :data:`rlvr.generation.forward.STATIC_FROM` positions a row on);
 - ``hybrid recompute``: both models re-run on the whole prefix every token (how
   published hybrids decode; O(N^2)). It is ~50x slower, so it is timed once, after the
   others have warmed everything up (``--skip-recompute`` leaves it out).
@@ -36,7 +36,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 import probes
 from probes import Site
-from rlvr.sampling import sample
+from rlvr.generation.sampling import sample
 from steering.hybrid import HybridDecoder, ModelRouter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -143,9 +143,11 @@ def main() -> None:
         "hybrid handoff": lambda: handoff.generate(prompts, **kw),
         "hybrid handoff unless_base": lambda: unless.generate(prompts, **kw),
     }
-    import rlvr.forward
+    import rlvr.generation.forward
 
-    for kind in getattr(rlvr.forward, "CACHE_KINDS", ()):  # a checkout that has the choice
+    for kind in getattr(
+        rlvr.generation.forward, "CACHE_KINDS", ()
+    ):  # a checkout that has the choice
         fns[f"base, {kind}"] = lambda k=kind: sample(base, prompts, use_cache=k, **kw)
         fns[f"hybrid steer, {kind}"] = lambda k=kind: steer.generate(prompts, use_cache=k, **kw)
     print(
@@ -172,7 +174,7 @@ def main() -> None:
             extra = f"  steered fraction {fired[k].steered_fraction:.2f}"
         print(f"{k:26s} {v:7.3f} s  {v / t['base']:5.2f}x base{extra}")
     print(f"target: hybrid steer <= 2.0x base -> {t['hybrid steer'] / t['base']:.2f}x")
-    for kind in getattr(rlvr.forward, "CACHE_KINDS", ()):
+    for kind in getattr(rlvr.generation.forward, "CACHE_KINDS", ()):
         print(
             f"{kind} cache: hybrid steer {t[f'hybrid steer, {kind}'] / t[f'base, {kind}']:.2f}x "
             f"base; {t[f'base, {kind}'] / t['base']:.2f}x the default's base time"

@@ -8,7 +8,7 @@ call) and prints the share of its time spent in
 - ``tokenizer decode``: every call into a tokenizer's decoder (the ``tokenizers`` backend
   or transformers' ``decode``), wherever it comes from;
 - ``text tracking``: keeping each row's text during decoding and telling routers what a
-  token would add (``rlvr.detokenize``, the hybrid's ``RowTexts`` and its view's
+  token would add (``rlvr.generation.detokenize``, the hybrid's ``RowTexts`` and its view's
   ``prefix``/``next_text``), decode included;
 - ``task tests on text``: the task's ``segment_start`` / ``can_begin`` / ``schedule``;
 - ``model runs``: the models' forward passes (``handle.run``, its hooks included);
@@ -41,7 +41,7 @@ GROUPS = {
         and ("tokenizers" in f or "tokenization_utils" in f or (f == "~" and "okenizer" in fn))
     ),
     "text tracking": lambda f, fn: (
-        f.endswith(("rlvr/detokenize.py", "hybrid/texts.py"))
+        f.endswith(("rlvr/generation/detokenize.py", "hybrid/texts.py"))
         or (f.endswith("hybrid/run.py") and fn in ("prefix", "next_text", "next_texts"))
     ),
     "task tests on text": lambda f, fn: (
@@ -49,7 +49,7 @@ GROUPS = {
         and fn in ("segment_start", "can_begin", "schedule")
     ),
     "model runs": lambda f, fn: (
-        fn == "run" and f.endswith(("probes/handles.py", "rlvr/forward.py"))
+        fn == "run" and f.endswith(("probes/handles.py", "rlvr/generation/forward.py"))
     ),
 }
 

@@ -3,7 +3,7 @@
 Usage: python bench/labeller.py [PATH] [--split heldout] [--labeller rule|FILE.joblib|CKPT]
                                 [--fit] [--errors]
 
-PATH is any annotated file ``rlvr.labelling.read_annotated`` reads (the paper's
+PATH is any annotated file ``rlvr.text.labelling.read_annotated`` reads (the paper's
 ``["label"] sentence ["end-section"]`` layout, or JSONL of sentence and label); the
 default is ``data/reasoning/dev_traces.json`` and its held-out split, which the rule
 labeller was not tuned on. Prints accuracy, macro-F1 and Cohen's kappa with bootstrap 95%
@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rlvr.labelling import (
+from rlvr.text.labelling import (
     RuleLabeller,
     TrainedLabeller,
     describe_labeller,
@@ -27,7 +27,7 @@ from rlvr.labelling import (
     load_labeller,
     read_annotated,
 )
-from rlvr.labelling.labels import SHORT
+from rlvr.text.labelling.labels import SHORT
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "reasoning" / "dev_traces.json"
 

@@ -11,8 +11,8 @@ warm-up):
 
 - ``HF generate``: ``model.generate`` on the same rows (each prompt repeated ``n`` times),
   ``do_sample``, the same budget and eos (the baseline);
-- ``sample``: :func:`rlvr.sampling.sample` through the model handle, as the study calls it
-  (``use_cache=True``: the KV cache for this length, :data:`rlvr.forward.STATIC_FROM`);
+- ``sample``: :func:`rlvr.generation.sampling.sample` through the model handle, as the study calls it
+  (``use_cache=True``: the KV cache for this length, :data:`rlvr.generation.forward.STATIC_FROM`);
 - ``sample, static`` / ``sample, dynamic``: the same with each KV cache named (the same
   tokens; where each is faster decides the rule).
 
@@ -52,8 +52,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import probes
+    from rlvr.generation.sampling import sample
     from rlvr.organism.store import checkpoint, load_splits, load_task
-    from rlvr.sampling import sample
 
     task = load_task(args.organism)
     problems = [
@@ -94,10 +94,10 @@ def main() -> None:
                     pad_token_id=tok.pad_token_id,
                 )
 
-    import rlvr.forward
+    import rlvr.generation.forward
 
     # a checkout from before the cache choice (for before/after runs) has one cache only
-    kinds = getattr(rlvr.forward, "CACHE_KINDS", ())
+    kinds = getattr(rlvr.generation.forward, "CACHE_KINDS", ())
     out = ours()()
     same = all(ours(k)().token_ids == out.token_ids for k in kinds)
     lengths = [len(t) for t in out.token_ids]

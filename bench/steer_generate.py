@@ -68,7 +68,7 @@ def main() -> None:
 
     import probes
     from probes import Site
-    from rlvr.sampling import sample
+    from rlvr.generation.sampling import sample
     from steering import Steer
 
     model = build(args)

@@ -196,7 +196,7 @@ def labelled_traces(task: Any, problems: Sequence[Any], samples: Any) -> list[La
     ``task`` gives ``prompt(problem)`` and ``spans(prompt, completion) -> [(start, end,
     label)]`` in characters of ``prompt + completion`` (an ``rlvr.tasks`` task or the
     organism's ``PermutationChain``); ``samples`` gives ``texts`` and ``prompt_index`` into
-    ``problems`` (``rlvr.sampling.Samples``). Each completion becomes the trace ``prompt +
+    ``problems`` (``rlvr.generation.sampling.Samples``). Each completion becomes the trace ``prompt +
     completion`` with its spans, scored from the completion's start; completions without a
     span are left out.
     """

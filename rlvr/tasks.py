@@ -10,8 +10,8 @@ that cannot) and the format of a completion (for format-collapse shares). Two ki
 - :class:`OrganismTask` — the shipped model organism's permutation-chain task; spans
   are exact (the task's own grammar).
 - :class:`MathTask` — GSM8K / MATH500-style JSONL; answers checked by
-  :mod:`rlvr.answers`, spans labelled by a (pluggable) sentence labeller from
-  :mod:`rlvr.labelling` (default: the rule labeller, a heuristic).
+  :mod:`rlvr.text.answers`, spans labelled by a (pluggable) sentence labeller from
+  :mod:`rlvr.text.labelling` (default: the rule labeller, a heuristic).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class OrganismTask:
 
 @dataclass
 class MathTask:
-    """GSM8K / MATH500 problems from local JSONL, checked by :func:`rlvr.answers.verify`."""
+    """GSM8K / MATH500 problems from local JSONL, checked by :func:`rlvr.text.answers.verify`."""
 
     kind: str
     split_files: dict[str, Path] = field(default_factory=dict)
@@ -122,7 +122,7 @@ class MathTask:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        from .reasoning import LABELS
+        from .text.reasoning import LABELS
 
         return LABELS
 
@@ -135,7 +135,7 @@ class MathTask:
         return []
 
     def problems(self, split: str, cls: str | None = None) -> list[Any]:
-        from .datasets import load_gsm8k_jsonl, load_math500_jsonl
+        from .text.datasets import load_gsm8k_jsonl, load_math500_jsonl
 
         if split not in self.split_files:
             raise ValueError(
@@ -154,12 +154,12 @@ class MathTask:
         return self.prompt_template.format(question=problem.prompt)
 
     def verify(self, problem: Any, completion: str) -> float:
-        from .answers import verify
+        from .text.answers import verify
 
         return verify(completion, problem.reference)
 
     def spans(self, prompt: str, completion: str) -> list[tuple[int, int, str]]:
-        from .reasoning import label_trace
+        from .text.reasoning import label_trace
 
         base = len(prompt)
         return [
@@ -176,7 +176,7 @@ class MathTask:
         Only the token's text is labelled; a labeller too costly to call per candidate
         token (an LLM) names a cheaper one in its ``token_labeller`` attribute.
         """
-        from .reasoning import segment_start_label
+        from .text.reasoning import segment_start_label
 
         labeller = getattr(self.labeller, "token_labeller", None) or self.labeller
         lab = segment_start_label(prefix, next_text, labeller)
@@ -185,7 +185,7 @@ class MathTask:
     def can_begin(self, prefix: str) -> frozenset[str]:
         """The labels some next token could begin after ``prefix`` (the completion so far):
         all six at a sentence boundary, none elsewhere (inside a word, a sentence or math)."""
-        from .reasoning import CATEGORIES, at_sentence_boundary
+        from .text.reasoning import CATEGORIES, at_sentence_boundary
 
         return frozenset(CATEGORIES) if at_sentence_boundary(prefix) else frozenset()
 

@@ -1,7 +1,7 @@
 """steering: the write side — steer with fitted vectors through the one generation loop.
 
 ``Steer(vectors, coef, positions, op)`` adds (or ablates) vectors at sites and chosen
-positions; pass it as ``controller=`` to :func:`rlvr.sampling.sample`, or wrap plain
+positions; pass it as ``controller=`` to :func:`rlvr.generation.sampling.sample`, or wrap plain
 forward passes with ``with steer.applied(handle): ...``. :mod:`steering.hybrid` holds the
 hybrid decoder (scheduling alone) and its routers; :func:`recovery` the recovered gap.
 

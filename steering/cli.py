@@ -200,7 +200,7 @@ def _dispatch(args) -> int:
         print(f"\nwrote {out / 'report.md'} and {out / 'results.json'}")
         return 0
     if args.cmd == "diff-checkpoints":
-        from rlvr.weightdiff import seed_overlap, update_sparsity
+        from rlvr.measures.weightdiff import seed_overlap, update_sparsity
 
         u = update_sparsity(args.base, args.rl, tol=args.tol, dtype=args.dtype)
         print(

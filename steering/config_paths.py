@@ -208,7 +208,7 @@ def check_task_files(cfg: Config, w: Any, cfg_dir: Path, check_paths: bool) -> N
         rp = resolve(t.labeller, cfg_dir)
         t.labeller = str(rp) if rp.exists() else t.labeller
         if check_paths:
-            from rlvr.labelling import labeller_spec_error
+            from rlvr.text.labelling import labeller_spec_error
 
             problem = labeller_spec_error(t.labeller)
             if problem:

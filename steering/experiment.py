@@ -42,9 +42,9 @@ from tqdm.auto import tqdm
 
 import probes
 from probes import LabeledTrace
-from rlvr.passk import correct_counts
-from rlvr.sampling import sample
-from rlvr.sampling_params import SamplingParams
+from rlvr.generation.sampling import sample
+from rlvr.generation.sampling_params import SamplingParams
+from rlvr.measures.passk import correct_counts
 from rlvr.tasks import load_task
 
 from .config import Config, ConfigError, checkpoint_problem, load_config
@@ -159,7 +159,7 @@ class Run:
         t = self.cfg.task
         kw: dict[str, Any] = {}
         if t.kind != "organism":  # real-model traces: spans from the configured labeller
-            from rlvr.labelling import load_labeller
+            from rlvr.text.labelling import load_labeller
 
             kw["labeller"] = load_labeller(t.labeller, cache_dir=self.out / "cache" / "labeller")
         self.task = load_task(t.kind, {"dev": t.dev, "test": t.test}, t.spec or None, **kw)
@@ -256,7 +256,7 @@ class Run:
     def sample_with(self, which: str, kw: dict[str, Any]):
         """Sample ``which`` ("base" or "rl") with :meth:`sampling_kwargs`-style settings."""
         if self.cfg.sampling.backend == "vllm":  # pass@k only: no controllers
-            from rlvr.sampling_vllm import sample_vllm
+            from rlvr.generation.sampling_vllm import sample_vllm
 
             path = {"base": self.cfg.models.base, "rl": self.cfg.models.rl}[which]
             return sample_vllm(path, **kw)
@@ -272,7 +272,7 @@ class Run:
         return probes.labelled_traces(self.task, problems, samples)
 
     def score(self, problems: Sequence[Any], samples) -> np.ndarray:
-        """Per-problem correct counts, shape (problems,): :func:`rlvr.passk.correct_counts`."""
+        """Per-problem correct counts, shape (problems,): :func:`rlvr.measures.passk.correct_counts`."""
         return correct_counts(self.task, problems, samples)
 
 
@@ -305,7 +305,7 @@ def run_experiment(
         "fingerprints": {w: run.model(w).fingerprint.to_dict() for w in ("base", "rl")},
     }
     if getattr(run.task, "labeller", None) is not None:
-        from rlvr.labelling import labeller_report
+        from rlvr.text.labelling import labeller_report
 
         res["labeller"] = labeller_report(run.task.labeller)
     from . import hybrid_stages

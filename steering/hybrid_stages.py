@@ -28,7 +28,7 @@ import numpy as np
 
 import probes
 from probes import Site
-from rlvr.passk import bootstrap_ci, correct_counts
+from rlvr.measures.passk import bootstrap_ci, correct_counts
 
 from .hybrid import (
     AnyPositionRandomRouter,

@@ -2,7 +2,7 @@
 
 Inside ``with steer.applied(handle):`` a HF or nnsight model's own forward is steered
 through torch hooks on its decoder layers, with the positions semantics of
-:func:`rlvr.sampling.sample`: a forward with an empty KV cache starts a sequence (its real
+:func:`rlvr.generation.sampling.sample`: a forward with an empty KV cache starts a sequence (its real
 tokens are the prompt), and the next forwards with that cache are steps 1, 2, ... A
 TransformerLens bridge's own forward is refused (``handle.run`` is steered instead).
 """
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from probes.sites import Site, hidden_from, replace_hidden
-from rlvr.controllers import StepContext
-from rlvr.forward import position_ids_from_mask
+from rlvr.generation.controllers import StepContext
+from rlvr.generation.forward import position_ids_from_mask
 
 if TYPE_CHECKING:
     from .steer import Steer
@@ -83,7 +83,7 @@ class ModelHooks:
             raise RuntimeError(
                 "Steer.applied cannot steer a TransformerLens bridge's own forward or "
                 "generate: call handle.run inside the block, or generate with "
-                "rlvr.sampling.sample(handle, prompts, controller=steer)"
+                "rlvr.generation.sampling.sample(handle, prompts, controller=steer)"
             )
 
     # -- generate ----------------------------------------------------------------------
@@ -94,7 +94,7 @@ class ModelHooks:
             if get("use_cache", True) is False:
                 raise ValueError(
                     "Steer.applied needs generate's KV cache to tell generated tokens from the "
-                    "prompt: drop use_cache=False (or steer rlvr.sampling.sample(..., "
+                    "prompt: drop use_cache=False (or steer rlvr.generation.sampling.sample(..., "
                     "use_cache=False) instead)"
                 )
             if callable(self.steer.positions) and (
@@ -105,7 +105,7 @@ class ModelHooks:
                 raise ValueError(
                     "a decision function cannot steer beam search or assisted decoding under "
                     "Steer.applied (rows are reordered and tokens rolled back): use greedy or "
-                    "sampling, or rlvr.sampling.sample"
+                    "sampling, or rlvr.generation.sampling.sample"
                 )
             first = args[0] if args else None
             for k in ("input_ids", "inputs", "inputs_embeds"):

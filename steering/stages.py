@@ -24,8 +24,8 @@ import numpy as np
 
 import probes
 from probes import Site
-from rlvr import passk as pk
-from rlvr.passk import correct_counts
+from rlvr.measures import passk as pk
+from rlvr.measures.passk import correct_counts
 
 from . import check_same_tokenizer  # exported by the package (steering.hybrid)
 from .config import ConfigError
@@ -188,7 +188,7 @@ def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
 
 
 def stage_diff(run: Run) -> dict:
-    from rlvr.weightdiff import seed_overlap, update_sparsity
+    from rlvr.measures.weightdiff import seed_overlap, update_sparsity
 
     m, d = run.cfg.models, run.cfg.diff
     others = [
@@ -215,7 +215,7 @@ def stage_diff(run: Run) -> dict:
 
 
 def stage_formats(run: Run) -> dict:
-    from rlvr.formats import format_shares_from_log
+    from rlvr.measures.formats import format_shares_from_log
 
     out = []
     for log in run.cfg.formats.logs:

@@ -4,7 +4,7 @@ One :class:`Steer` works in two places:
 
 - as a controller of the one generation loop::
 
-      from rlvr.sampling import sample
+      from rlvr.generation.sampling import sample
       out = sample(handle, prompts, controller=Steer(vec, coef=4.0, positions="generated"))
 
 - around plain forward passes and the model's own ``generate`` (every ``handle.run``
@@ -46,7 +46,7 @@ left padding). The residual at position ``p`` produces the logits for token ``p 
   (``positions[i]`` applies to every sample of prompt ``i``; in a plain forward pass,
   row ``i`` of the batch).
 - a decision function ``fn(step, ctx) -> list[label | True | None]``, one entry per row
-  of ``ctx`` (a :class:`rlvr.controllers.StepContext`): at step ``t`` it decides whether
+  of ``ctx`` (a :class:`rlvr.generation.controllers.StepContext`): at step ``t`` it decides whether
   (and which labelled vector) fires at the position that predicts generated token ``t``
   — ``L + t - 1``, the last position of the call. ``None``/``False`` = no vector;
   ``True`` = the only vector. What fired is recorded in ``ctx.extra[row][record_as]`` as
@@ -71,7 +71,7 @@ from typing import Any
 import torch
 
 from probes.sites import Site
-from rlvr.controllers import StepContext
+from rlvr.generation.controllers import StepContext
 
 from .model_hooks import ModelHooks
 from .vector_groups import as_vector_groups
@@ -350,7 +350,7 @@ class Steer:
         and applied before the steering at the same site. For a HF or nnsight handle the
         Hugging Face model's own forward is steered too, through torch hooks on its decoder
         layers, so ``handle.model.generate(...)`` and ``handle.model(...)`` inside the block
-        are steered with the positions semantics of :func:`rlvr.sampling.sample`:
+        are steered with the positions semantics of :func:`rlvr.generation.sampling.sample`:
 
         - a forward with an empty (or no) KV cache starts a sequence: its real tokens are
           the prompt (``prompt_lengths``, when given, marks the rest as generated), and under

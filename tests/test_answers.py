@@ -1,4 +1,4 @@
-"""Tests for answer extraction, normalisation and equivalence (rlvr.answers)."""
+"""Tests for answer extraction, normalisation and equivalence (rlvr.text.answers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from rlvr.answers import extract_answer, is_equiv, normalize_answer, verify
+from rlvr.text.answers import extract_answer, is_equiv, normalize_answer, verify
 
 HAS_SYMPY = importlib.util.find_spec("sympy") is not None
 needs_sympy = pytest.mark.skipif(not HAS_SYMPY, reason="symbolic equivalence needs sympy")
@@ -159,7 +159,7 @@ def test_without_sympy_falls_back_to_strings_and_numbers(monkeypatch: pytest.Mon
 
 
 def test_latex_readers():
-    from rlvr import latex
+    from rlvr.text import latex
 
     assert latex.normalize_answer is normalize_answer  # the answers module re-exports it
     assert latex.brace_group_end("{a{b}}c", 0) == 6

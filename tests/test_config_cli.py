@@ -112,7 +112,7 @@ def test_vllm_backend_is_import_guarded(monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_vllm)
-    from rlvr.sampling_vllm import sample_vllm
+    from rlvr.generation.sampling_vllm import sample_vllm
 
     with pytest.raises(ImportError, match=r"pip install 'rsteer\[vllm\]'"):
         sample_vllm("m", ["p"], n=2)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.datasets import Problem, load_gsm8k_jsonl, load_math500_jsonl
+from rlvr.text.datasets import Problem, load_gsm8k_jsonl, load_math500_jsonl
 
 
 def _write(path: Path, rows: list[object | str]) -> Path:

@@ -1,7 +1,7 @@
 import pytest
 from conftest import char_tokenizer
 
-from rlvr.detokenize import IncrementalText, StopTexts, plain_decoder, token_pieces
+from rlvr.generation.detokenize import IncrementalText, StopTexts, plain_decoder, token_pieces
 
 
 def _byte_bpe():

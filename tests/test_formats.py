@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from rlvr.formats import (
+from rlvr.measures.formats import (
     FormatShares,
     format_shares,
     format_shares_from_log,

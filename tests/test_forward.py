@@ -1,4 +1,4 @@
-"""The forward functions live in rlvr.forward: the handles and the loop both build on them."""
+"""The forward functions live in rlvr.generation.forward: the handles and the loop both build on them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 import probes.handles
-import rlvr.forward as fwd
-import rlvr.sampling
+import rlvr.generation.forward as fwd
+import rlvr.generation.sampling
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ def test_handles_and_the_loop_use_the_forward_module():
     for name in ("forward_arg_names", "new_cache", "position_ids_from_mask"):
         assert getattr(probes.handles, name) is getattr(fwd, name)
         # still importable from the loop, where they were public before
-        assert getattr(rlvr.sampling, name) is getattr(fwd, name)
+        assert getattr(rlvr.generation.sampling, name) is getattr(fwd, name)
 
 
 def test_the_probes_package_does_not_load_the_sampling_loop():
@@ -32,8 +32,8 @@ def test_the_probes_package_does_not_load_the_sampling_loop():
         [sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True
     )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "rlvr.forward" in loaded
-    assert "rlvr.sampling" not in loaded
+    assert "rlvr.generation.forward" in loaded
+    assert "rlvr.generation.sampling" not in loaded
 
 
 def test_position_ids_skip_left_padding():
@@ -64,7 +64,7 @@ def test_a_pre_allocated_cache_fills_grows_and_selects_rows():
     from conftest import tiny_model
     from transformers import DynamicCache, MistralConfig, MistralForCausalLM
 
-    from rlvr.kv_cache import FilledStaticLayer
+    from rlvr.generation.kv_cache import FilledStaticLayer
 
     for arch in ("llama", "qwen2", "gpt2"):
         cache = fwd.new_cache(tiny_model(arch), 6)

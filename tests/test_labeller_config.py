@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.labelling import RuleLabeller, TrainedLabeller, labeller_report
+from rlvr.text.labelling import RuleLabeller, TrainedLabeller, labeller_report
 from steering.config import ConfigError, load_config
 from steering.experiment import Run
 from steering.report import _labeller_lines

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
-from rlvr.labelling import (
+from rlvr.tasks import MathTask
+from rlvr.text.labelling import (
     AnnotatedTrace,
     AnnotationError,
     RuleLabeller,
@@ -23,8 +24,7 @@ from rlvr.labelling import (
     read_annotated,
     write_annotated,
 )
-from rlvr.reasoning import label_trace
-from rlvr.tasks import MathTask
+from rlvr.text.reasoning import label_trace
 
 DEV = Path(__file__).resolve().parents[1] / "data" / "reasoning" / "dev_traces.json"
 

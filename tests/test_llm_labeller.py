@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlvr.labelling.llm import INSTRUCTIONS, LabellingError, LLMLabeller, build_prompt, parse_labels
+from rlvr.text.labelling.llm import (
+    INSTRUCTIONS,
+    LabellingError,
+    LLMLabeller,
+    build_prompt,
+    parse_labels,
+)
 
 SENTENCES = ["Okay, so we need x.", "So x = 3.", "Wait, is that right?"]
 GOOD = "1: initializing\n2: deduction\n3: uncertainty-estimation\n"
@@ -88,8 +94,8 @@ def test_llm_labeller_batches_traces_and_reasks_only_the_incomplete() -> None:
 
 
 def test_evaluate_batches_an_llm_labeller(tmp_path: Path) -> None:
-    from rlvr.labelling import AnnotatedTrace, evaluate
-    from rlvr.labelling.labels import LabeledSentence
+    from rlvr.text.labelling import AnnotatedTrace, evaluate
+    from rlvr.text.labelling.labels import LabeledSentence
 
     traces = [
         AnnotatedTrace(f"t{k}", "So x = 3.", (LabeledSentence(0, 9, "So x = 3.", "deduction"),))

@@ -324,7 +324,7 @@ def test_sample_completions_end_at_the_dot_and_are_seeded():
 
 def test_miniature_train_evaluate_and_card(tmp_path):
     """The whole pipeline (pretrain, gate, two GRPO seeds, evaluation, card) in miniature."""
-    from rlvr.formats import format_shares_from_log
+    from rlvr.measures.formats import format_shares_from_log
     from rlvr.organism import checkpoint, evaluate, load_splits, load_task, train, write_card
 
     recipe = tmp_path / "recipe.toml"
@@ -497,7 +497,7 @@ def test_evaluate_does_not_import_the_training_pipeline():
 
 @pytest.mark.skipif(not _shipped(), reason="the organism checkpoints are not shipped yet")
 def test_shipped_files_are_complete():
-    from rlvr.formats import format_shares_from_log
+    from rlvr.measures.formats import format_shares_from_log
     from rlvr.organism import default_dir, load_recipe, load_splits
 
     root = default_dir()

@@ -4,7 +4,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from rlvr.passk import (
+from rlvr.measures.passk import (
     Crossover,
     PassKCurve,
     bootstrap_ci,

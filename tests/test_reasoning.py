@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.labelling import evaluate
-from rlvr.reasoning import (
+from rlvr.tasks import MathTask
+from rlvr.text.labelling import evaluate
+from rlvr.text.reasoning import (
     CATEGORIES,
     DEFAULT_RULES,
     LABELS,
@@ -21,7 +22,6 @@ from rlvr.reasoning import (
     split_sentences,
     think_block,
 )
-from rlvr.tasks import MathTask
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "reasoning_sentences.jsonl"
 DEV_TRACES = Path(__file__).resolve().parents[1] / "data" / "reasoning" / "dev_traces.json"

@@ -8,7 +8,7 @@ from conftest import char_tokenizer, tiny_model
 
 import probes
 from rlvr import Samples, sample
-from rlvr.sampling import StepContext
+from rlvr.generation.sampling import StepContext
 
 ARCHS = ["llama", "qwen2", "gpt2"]
 # Different lengths, so a batch is left-padded.
@@ -67,7 +67,7 @@ def _same_draws_up_to_cdf_edges(a: Draws, b: Draws, seed: int, temperature: floa
     only at a step whose uniform number lies within float rounding of a CDF edge between
     the two tokens (after that the rows continue from different tokens).
     """
-    from rlvr.sampling import row_keys, step_uniform
+    from rlvr.generation.sampling import row_keys, step_uniform
 
     diverged = 0
     for (i, j), steps in a.rows.items():
@@ -111,7 +111,7 @@ def test_same_seed_same_samples_and_batch_size_does_not_matter(handles):
 
 
 def test_uniforms_do_not_depend_on_the_batch():
-    from rlvr.sampling import row_keys, step_uniform
+    from rlvr.generation.sampling import row_keys, step_uniform
 
     pi, si = torch.tensor([0, 0, 1, 3, 3]), torch.tensor([0, 1, 0, 2, 5])
     whole = step_uniform(row_keys(11, pi, si), 4)
@@ -374,7 +374,7 @@ def test_bad_arguments_fail_early(handles):
 
 
 def test_non_finite_logits_are_refused():
-    from rlvr.sampling import choose_tokens
+    from rlvr.generation.sampling import choose_tokens
 
     logits = torch.tensor([[0.0, float("nan"), 1.0]])
     with pytest.raises(ValueError, match="non-finite logits"):
@@ -394,24 +394,24 @@ def test_prompt_plus_new_tokens_beyond_the_position_limit_is_refused(handles, ar
 
 
 def test_the_loop_module_still_exports_the_names_that_moved_out():
-    import rlvr.controllers
-    import rlvr.draws
-    import rlvr.forward
-    import rlvr.sampling
+    import rlvr.generation.controllers
+    import rlvr.generation.draws
+    import rlvr.generation.forward
+    import rlvr.generation.sampling
 
     homes = {
-        "StepContext": rlvr.controllers,
-        "choose_tokens": rlvr.draws,
-        "row_keys": rlvr.draws,
-        "step_uniform": rlvr.draws,
-        "forward_arg_names": rlvr.forward,
-        "new_cache": rlvr.forward,
-        "position_ids_from_mask": rlvr.forward,
+        "StepContext": rlvr.generation.controllers,
+        "choose_tokens": rlvr.generation.draws,
+        "row_keys": rlvr.generation.draws,
+        "step_uniform": rlvr.generation.draws,
+        "forward_arg_names": rlvr.generation.forward,
+        "new_cache": rlvr.generation.forward,
+        "position_ids_from_mask": rlvr.generation.forward,
     }
     for name, home in homes.items():
-        assert name in rlvr.sampling.__all__
-        assert getattr(rlvr.sampling, name) is getattr(home, name)
-    assert {"Samples", "sample"} <= set(rlvr.sampling.__all__)
+        assert name in rlvr.generation.sampling.__all__
+        assert getattr(rlvr.generation.sampling, name) is getattr(home, name)
+    assert {"Samples", "sample"} <= set(rlvr.generation.sampling.__all__)
 
 
 # -- texts kept a token at a time ---------------------------------------------------------
@@ -515,7 +515,7 @@ def test_an_unknown_cache_is_refused(handles):
 
 def test_step_uniforms_are_the_counter_hash_of_key_and_step():
     """The step's hash is taken once as a Python int: the same bits as hashing a tensor."""
-    from rlvr.draws import _hash32, row_keys, step_uniform
+    from rlvr.generation.draws import _hash32, row_keys, step_uniform
 
     keys = row_keys(7, torch.arange(50), torch.arange(50) % 3)
     for t in (0, 1, 61, 4095):
@@ -525,20 +525,20 @@ def test_step_uniforms_are_the_counter_hash_of_key_and_step():
 
 
 def test_use_cache_true_takes_the_static_cache_for_long_rows(handles, monkeypatch):
-    import rlvr.forward
-    import rlvr.sampling
+    import rlvr.generation.forward
+    import rlvr.generation.sampling
 
     made = []
-    real = rlvr.sampling.new_cache
+    real = rlvr.generation.sampling.new_cache
 
     def spy(module, capacity=None):
         made.append(capacity)
         return real(module, capacity)
 
-    monkeypatch.setattr(rlvr.sampling, "new_cache", spy)
+    monkeypatch.setattr(rlvr.generation.sampling, "new_cache", spy)
     kw = dict(temperature=0, progress=False, eos_token_id=[])
     short = sample(handles("llama"), ["q"], max_new_tokens=20, **kw)
-    n = rlvr.forward.STATIC_FROM  # the prompt "<s>q" makes the row reach it
+    n = rlvr.generation.forward.STATIC_FROM  # the prompt "<s>q" makes the row reach it
     long = sample(handles("llama"), ["q"], max_new_tokens=n, **kw)
     assert made == [None, 2 + n]
     assert long.token_ids[0][:20] == short.token_ids[0]

@@ -14,7 +14,7 @@ from conftest import char_tokenizer, tiny_model
 
 import probes
 from rlvr import SamplingParams, sample
-from rlvr.sampling_vllm import sample_vllm
+from rlvr.generation.sampling_vllm import sample_vllm
 from steering.hybrid import HybridDecoder, ModelRouter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +114,7 @@ def test_the_vllm_sampler_validates_before_importing_vllm():
 
 def test_the_record_imports_no_torch():
     probe = (
-        "import sys; from rlvr.sampling_params import SamplingParams; SamplingParams(n=2); "
+        "import sys; from rlvr.generation.sampling_params import SamplingParams; SamplingParams(n=2); "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run(

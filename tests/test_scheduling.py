@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import probes
+from rlvr.generation.sampling import choose_tokens, row_keys, step_uniform
 from rlvr.organism import checkpoint
-from rlvr.sampling import choose_tokens, row_keys, step_uniform
 from rlvr.tasks import MathTask, load_task
 from steering import (
     EveryBoundaryRouter,

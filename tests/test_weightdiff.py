@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rlvr.weightdiff import (
+from rlvr.measures.weightdiff import (
     SeedOverlap,
     UpdateSparsity,
     layer_of,

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 # the forward functions the adapters build on, importable from here as before
-from rlvr.forward import forward_arg_names, new_cache, position_ids_from_mask  # noqa: F401
+from rlvr.generation.forward import forward_arg_names, new_cache, position_ids_from_mask  # noqa: F401
 
 from .base import Edit, ModelHandle, RunOutput, gather
 from .checkpoint import checkpoint_tokenizer, load_hf, load_tokenizer

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from rlvr.forward import forward_arg_names, position_ids_from_mask
+from rlvr.generation.forward import forward_arg_names, position_ids_from_mask
 
 from ..sites import Site, as_sites, decoder_layers_path, exec_order
 from .fingerprint import Fingerprint, fingerprint_of

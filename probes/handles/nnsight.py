@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlvr.forward import new_cache
+from rlvr.generation.forward import new_cache
 
 from ..sites import Site, exec_order
 from .base import ModelHandle, RunOutput, gather, require

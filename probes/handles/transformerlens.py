@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from rlvr.forward import new_cache
+from rlvr.generation.forward import new_cache
 
 from ..sites import Site
 from .base import ModelHandle, RunOutput, gather, require

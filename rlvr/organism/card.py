@@ -425,7 +425,7 @@ def _passk(c: Card) -> list[str]:
     L = [
         f"## pass@1 and pass@k (T = {S['temperature']}, n = {S['n']} samples per problem)",
         "",
-        f"Test problems per class: {probs}. Unbiased pass@k (`rlvr.passk`), 95% bootstrap CIs "
+        f"Test problems per class: {probs}. Unbiased pass@k (`rlvr.measures.passk`), 95% bootstrap CIs "
         f"over problems ({S['n_boot']} resamples). Greedy = temperature 0, one sample.",
         "",
         "| model | "
@@ -457,7 +457,7 @@ def _crossover(c: Card) -> list[str]:
     L = [
         "## Crossover: does the base overtake RL at large k?",
         "",
-        "k* is the smallest k where mean base pass@k >= mean RL pass@k (`rlvr.passk.crossover`, "
+        "k* is the smallest k where mean base pass@k >= mean RL pass@k (`rlvr.measures.passk.crossover`, "
         "paired bootstrap over problems); a tie at saturation (both at 1.000) counts as k*. "
         "'base > RL' is the smallest k where the 95% CI of base - RL lies above 0.",
         "",

@@ -311,7 +311,7 @@ def _passk(c: Card) -> list[str]:
     L = [
         f"## pass@1 and pass@k (T = {S['temperature']:g}, n = {S['n']} samples per problem)",
         "",
-        f"Test problems: {S['problems_per_class'].get('main')}. Unbiased pass@k (`rlvr.passk`), "
+        f"Test problems: {S['problems_per_class'].get('main')}. Unbiased pass@k (`rlvr.measures.passk`), "
         f"95% bootstrap CIs over problems ({S['n_boot']} resamples); strict reward.",
         "",
         *passk_table(c.models, c.names, "main", c.ks),

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..formats import format_shares_from_log
-from ..passk import coverage_split, crossover, passk_curve, sampling_efficiency_gap
-from ..weightdiff import seed_overlap, update_rank, update_sparsity
+from ..measures.formats import format_shares_from_log
+from ..measures.passk import coverage_split, crossover, passk_curve, sampling_efficiency_gap
+from ..measures.weightdiff import seed_overlap, update_rank, update_sparsity
 from .generate import sample_completions
 from .measure import profile
 from .pretrain import competence

@@ -1,6 +1,6 @@
 """Sampling organism completions through the project's one generation loop.
 
-:func:`sample_completions` calls :func:`rlvr.sampling.sample` with the task's stop string
+:func:`sample_completions` calls :func:`rlvr.generation.sampling.sample` with the task's stop string
 ``.`` and budget, and gives each completion back with its closing ``.`` (the sampler cuts
 texts before a stop string; the verifier wants the ``.``, which marks a finished answer).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..sampling import sample
+from ..generation.sampling import sample
 from .task import PermutationChain, Problem
 
 __all__ = ["sample_completions"]

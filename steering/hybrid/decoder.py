@@ -36,8 +36,8 @@ import torch
 
 import probes
 from probes.sites import Site, exec_order
-from rlvr.sampling import sample
-from rlvr.sampling_params import UNSET, SamplingParams, resolve_params
+from rlvr.generation.sampling import sample
+from rlvr.generation.sampling_params import UNSET, SamplingParams, resolve_params
 
 from ..steer import Steer
 from ..vocab import EMIT_RULES, MODES
@@ -310,11 +310,11 @@ class HybridDecoder:
         eos_token_id: int | Sequence[int] | None = None,
         add_special_tokens: bool = True,
     ) -> HybridResult:
-        """Decode ``n`` completions per prompt; arguments as in :func:`rlvr.sampling.sample`
+        """Decode ``n`` completions per prompt; arguments as in :func:`rlvr.generation.sampling.sample`
         (``params=`` or the loose keywords), except that ``temperature`` defaults to 0.
 
         Same seed -> same completions, independent of ``batch_size`` (up to float ties,
-        as for :func:`rlvr.sampling.sample`). ``use_cache`` chooses both models' KV cache
+        as for :func:`rlvr.generation.sampling.sample`). ``use_cache`` chooses both models' KV cache
         as there (True, ``"static"``, ``"dynamic"``); ``use_cache=False`` recomputes both
         models on the whole prefix every token (the slow reference).
         """

@@ -8,7 +8,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from rlvr.sampling import Samples
+from rlvr.generation.sampling import Samples
 
 __all__ = ["HybridEvent", "HybridGeneration", "HybridResult"]
 

@@ -152,7 +152,7 @@ class ModelRouter:
 
     ``segment_start(prefix_text, next_token_text) -> label | None`` is the task's test
     (:meth:`rlvr.tasks.OrganismTask.segment_start`, or for reasoning text
-    :func:`rlvr.reasoning.segment_start_label`). ``tau``: fire only when the router's
+    :func:`rlvr.text.reasoning.segment_start_label`). ``tau``: fire only when the router's
     probability (softmax at T = 1) of that token is at least ``tau``. ``unless_base``:
     fire only when the base's own most likely token does not begin the same label (handoff
     mode and the re-rank control only: it needs the base's logits, known after the base's

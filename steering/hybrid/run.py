@@ -1,4 +1,4 @@
-"""One :meth:`HybridDecoder.generate` call: a controller of :func:`rlvr.sampling.sample`.
+"""One :meth:`HybridDecoder.generate` call: a controller of :func:`rlvr.generation.sampling.sample`.
 
 Per step, in the loop's hook order:
 
@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from rlvr.controllers import StepContext
-from rlvr.draws import choose_tokens, row_keys, step_uniform
-from rlvr.forward import cache_kind, new_cache
-from rlvr.sampling_params import SamplingParams
+from rlvr.generation.controllers import StepContext
+from rlvr.generation.draws import choose_tokens, row_keys, step_uniform
+from rlvr.generation.forward import cache_kind, new_cache
+from rlvr.generation.sampling_params import SamplingParams
 
 from ..steer import Steer
 from .records import LOG_KEY, STEER_KEY, STEPS_KEY, UNAVOIDABLE_KEY, HybridEvent

@@ -1,10 +1,10 @@
 """The text of each row while the hybrid decodes: what routers and the task's tests read.
 
 Each row's prefix (prompt + completion so far, decoded without special tokens) is kept up
-to date incrementally by :class:`rlvr.detokenize.IncrementalText`: a new token decodes
+to date incrementally by :class:`rlvr.generation.detokenize.IncrementalText`: a new token decodes
 only a short window of the last tokens, and the whole row is decoded again only when a
 multi-byte character straddles tokens. Where the tokenizer's text is one piece per token
-(:func:`rlvr.detokenize.token_pieces`, e.g. the organism's characters), the text a token
+(:func:`rlvr.generation.detokenize.token_pieces`, e.g. the organism's characters), the text a token
 would add is a table lookup and nothing is decoded at all.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rlvr.detokenize import IncrementalText, plain_decoder
+from rlvr.generation.detokenize import IncrementalText, plain_decoder
 
 __all__ = ["RowTexts"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import passk as pk
+from ...measures import passk as pk
 from ..generate import sample_completions
 from ..task import PermutationChain, Problem, read_problems
 from .recipe import ClaimsRecipe, load_claims

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...weightdiff import seed_overlap, update_rank, update_sparsity
+from ...measures.weightdiff import seed_overlap, update_rank, update_sparsity
 from ..generate import sample_completions
 from ..grpo import grpo_train
 from ..pretrain import pretrain

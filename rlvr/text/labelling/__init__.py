@@ -10,7 +10,7 @@
 * :mod:`.llm` — :class:`LLMLabeller`, annotation by a local instruction model;
 * :mod:`.choose` — :func:`load_labeller`, a labeller from a config value.
 
-Names are imported lazily, so ``import rlvr.labelling`` stays cheap.
+Names are imported lazily, so ``import rlvr.text.labelling`` stays cheap.
 """
 
 from __future__ import annotations
@@ -51,5 +51,5 @@ __all__ = sorted(_WHERE)
 
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
-        raise AttributeError(f"module 'rlvr.labelling' has no attribute {name!r}")
+        raise AttributeError(f"module 'rlvr.text.labelling' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -2,14 +2,14 @@
 
 - :func:`position_ids_from_mask` — position ids that skip left padding;
 - :func:`new_cache` — an empty transformers KV cache for a model (dynamic, or
-  pre-allocated: :mod:`rlvr.kv_cache`), and :func:`cache_kind`, which one a loop uses;
+  pre-allocated: :mod:`rlvr.generation.kv_cache`), and :func:`cache_kind`, which one a loop uses;
 - :func:`forward_arg_names` — how this transformers version names the cache and the
   last-logits arguments of ``forward``;
 - :class:`PlainHF` — a plain transformers causal LM driven with a handle's ``run``
   signature (no residual edits), and :func:`as_runner`, which gives the loop either that
   or the handle it was given.
 
-``probes.handles`` builds its adapters on these, and :mod:`rlvr.sampling` drives either
+``probes.handles`` builds its adapters on these, and :mod:`rlvr.generation.sampling` drives either
 kind of model through them; this module imports neither ``probes`` nor the loop.
 """
 
@@ -48,7 +48,7 @@ STATIC_FROM = 128
 
 def cache_kind(use_cache: bool | str, runner: Any = None, length: int | None = None) -> str | None:
     """The KV cache a loop uses: None (``use_cache=False``: recompute every step),
-    ``"static"`` (pre-allocated, :mod:`rlvr.kv_cache`) or ``"dynamic"`` (``DynamicCache``).
+    ``"static"`` (pre-allocated, :mod:`rlvr.generation.kv_cache`) or ``"dynamic"`` (``DynamicCache``).
 
     ``True`` means ``"static"`` for rows of at least :data:`STATIC_FROM` positions
     (``length``: the prompt plus ``max_new_tokens``), else ``"dynamic"``. A handle on another
@@ -75,7 +75,7 @@ def new_cache(module: torch.nn.Module | None, capacity: int | None = None):
     Without ``capacity``: a ``DynamicCache`` (sliding-window aware when possible), which
     grows by concatenation. With ``capacity`` (the longest sequence expected, e.g. prompt
     plus ``max_new_tokens``) and a model whose every layer attends to the full sequence: a
-    cache of :class:`rlvr.kv_cache.FilledStaticLayer` s, allocated once (grown by doubling
+    cache of :class:`rlvr.generation.kv_cache.FilledStaticLayer` s, allocated once (grown by doubling
     should a sequence outrun it). Other models get the ``DynamicCache``.
     """
     if capacity is not None and module is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..checks import probability
+from ...checks import probability
 from .estimators import bootstrap_dist, pass_at_k_matrix, percentiles
 from .inputs import check_ci, check_n_boot, check_seed, counts_and_n, int_array, ks_array
 

@@ -9,7 +9,7 @@ So the numbers do not depend on ``batch_size``, on which other rows share a batc
 ``n`` (sample ``j`` of prompt ``i`` always gets the same ones). The hybrid decoder draws
 its redraws and the router model's tokens with the same functions, so a handed-off token
 uses the uniform the loop would have used. What this guarantees across batch shapes is
-stated in :mod:`rlvr.sampling`.
+stated in :mod:`rlvr.generation.sampling`.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def describe_labeller(labeller: Any) -> str:
     return type(labeller).__name__
 
 
-DEV_TRACES = Path(__file__).resolve().parents[2] / "data" / "reasoning" / "dev_traces.json"
+DEV_TRACES = Path(__file__).resolve().parents[3] / "data" / "reasoning" / "dev_traces.json"
 
 
 def labeller_report(labeller: Any) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def labeller_report(labeller: Any) -> dict[str, Any]:
         got = evaluate(labeller or RuleLabeller(), DEV_TRACES, split="heldout", n_boot=200)
         where = "the held-out split of data/reasoning/dev_traces.json, not your traces"
         return {"name": name, "agreement": got.as_dict(), "measured_on": where}
-    why = "no annotated set; measure it with rlvr.labelling.evaluate"
+    why = "no annotated set; measure it with rlvr.text.labelling.evaluate"
     if isinstance(labeller, LLMLabeller):
-        why = "an LLM labeller; measure it with rlvr.labelling.evaluate on annotated traces"
+        why = "an LLM labeller; measure it with rlvr.text.labelling.evaluate on annotated traces"
     return {"name": name, "agreement": None, "measured_on": why}

@@ -15,7 +15,7 @@ Model output is never passed to ``eval``: LaTeX is translated into a restricted 
 language (numbers, operators, single-letter variables and a short list of functions) and
 anything else is rejected before sympy's parser sees it.
 
-The normaliser of LaTeX answers (:func:`normalize_answer`) lives in :mod:`rlvr.latex` and
+The normaliser of LaTeX answers (:func:`normalize_answer`) lives in :mod:`rlvr.text.latex` and
 is importable from here as well.
 """
 

@@ -133,7 +133,7 @@ def load_math500_jsonl(path: str | os.PathLike[str]) -> list[Problem]:
     Optional fields "level", "subject" and "solution" go to ``meta`` (with the source
     ``line``); the id is "unique_id" when present (e.g. ``test/algebra/1.json``), else
     ``math500/<k>`` with ``k`` the 0-based record index. The reference is the answer
-    string as given (compare it with :func:`rlvr.answers.is_equiv`).
+    string as given (compare it with :func:`rlvr.text.answers.is_equiv`).
     """
     problems: list[Problem] = []
     for lineno, record in _records(path, "math500"):

@@ -1,5 +1,5 @@
 """LaTeX answers as one canonical string: reading brace groups and ``\\boxed{...}``, and
-the normaliser that :mod:`rlvr.answers` compares answers by.
+the normaliser that :mod:`rlvr.text.answers` compares answers by.
 
 :func:`normalize_answer` strips what does not change an answer's value (``$``, ``\\text``,
 units, spacing, thousands separators, ...) and writes fractions and roots one way.

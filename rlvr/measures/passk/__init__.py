@@ -6,7 +6,7 @@ Bootstrap confidence intervals resample problems (not samples) with replacement.
 
 One module a concern: :mod:`.inputs` (the argument checks), :mod:`.estimators` (counts,
 pass@k, bootstrap, curves, majority vote), :mod:`.crossover` (crossover and coverage).
-Every public name is importable from ``rlvr.passk``.
+Every public name is importable from ``rlvr.measures.passk``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ with ``batch_select_indices``, as from a ``DynamicCache``.
 
 :func:`filled_static_cache` builds one for a model whose every layer attends to the whole
 sequence (sliding-window and other layer kinds keep the ``DynamicCache``);
-:func:`rlvr.forward.new_cache` is the way in.
+:func:`rlvr.generation.forward.new_cache` is the way in.
 """
 
 from __future__ import annotations

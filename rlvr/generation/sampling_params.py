@@ -1,8 +1,8 @@
 """The settings that decide what a sampler draws, in one frozen, validated record.
 
 :class:`SamplingParams` holds ``n``, ``temperature``, ``top_p``, ``max_new_tokens``,
-``stop`` and ``seed``: what :func:`rlvr.sampling.sample`, the hybrid decoder's
-``generate`` and :func:`rlvr.sampling_vllm.sample_vllm` take either as ``params=`` or as
+``stop`` and ``seed``: what :func:`rlvr.generation.sampling.sample`, the hybrid decoder's
+``generate`` and :func:`rlvr.generation.sampling_vllm.sample_vllm` take either as ``params=`` or as
 loose keywords (not both). Bad values are refused when the record is made, before any
 model runs. ``to_dict()`` is what a result records as its provenance (it is
 ``Samples.params``).

@@ -1,7 +1,7 @@
 """The loop's controller protocol: what a controller may do at each step, and what it sees.
 
 A controller is any object with some of these hooks (missing ones are no-ops); pass one,
-or a list that is applied in order, to :func:`rlvr.sampling.sample`. Per step they run in
+or a list that is applied in order, to :func:`rlvr.generation.sampling.sample`. Per step they run in
 this order:
 
 ``setup(model)``

@@ -1,11 +1,11 @@
 """Optional vLLM backend for large pass@k runs (n = 256 on real models, on a GPU).
 
-Same inputs and the same :class:`rlvr.sampling.Samples` record as :func:`rlvr.sampling.sample`,
+Same inputs and the same :class:`rlvr.generation.sampling.Samples` record as :func:`rlvr.generation.sampling.sample`,
 so pass@k code does not care which produced it. It cannot run controllers (no steering,
 no hybrid): use the HF loop for those. vLLM is imported only when this is called; install
 it with ``pip install 'rsteer[vllm]'`` on a CUDA machine.
 
-    from rlvr.sampling_vllm import sample_vllm
+    from rlvr.generation.sampling_vllm import sample_vllm
     out = sample_vllm("Qwen/Qwen2.5-Math-1.5B", prompts, n=256, temperature=0.6, top_p=0.95,
                       max_new_tokens=4096, seed=0)
 """
@@ -47,7 +47,7 @@ def sample_vllm(
     """Sample ``n`` completions per prompt with vLLM. ``llm`` reuses a loaded ``vllm.LLM``.
 
     The sampling settings are ``params=SamplingParams(...)`` or the loose keywords, not
-    both, as for :func:`rlvr.sampling.sample`.
+    both, as for :func:`rlvr.generation.sampling.sample`.
     """
     p = resolve_params(
         params,

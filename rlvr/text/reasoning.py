@@ -5,13 +5,13 @@ reasoning in thinking language models via steering vectors", arXiv:2506.18167):
 ``initializing``, ``deduction``, ``adding-knowledge``, ``example-testing``,
 ``uncertainty-estimation``, ``backtracking`` (``CATEGORIES``), plus ``other``, which
 labellers use only when asked to (``LABELS``). Their semantics are those of the paper's
-reference annotation (see :mod:`rlvr.labelling.rules` and ``data/reasoning/README.md``).
+reference annotation (see :mod:`rlvr.text.labelling.rules` and ``data/reasoning/README.md``).
 
 The pipeline is: :func:`think_block` finds the reasoning part of a completion,
 :func:`split_sentences` cuts it into sentences with exact character offsets, and a
 *labeller* (any ``Callable[[list[str]], list[str]]`` taking the sentences of one trace in
 order) assigns one label per sentence. :class:`RuleLabeller` (offline, a heuristic) is the
-default; :mod:`rlvr.labelling` also has a trained labeller, an LLM labeller, the
+default; :mod:`rlvr.text.labelling` also has a trained labeller, an LLM labeller, the
 annotated-trace format and agreement measures (``python bench/labeller.py`` measures the
 rule labeller on held-out annotated traces). Nothing here calls a network service.
 """

@@ -19,10 +19,10 @@ are ``cumsum(attention_mask) - 1``, so padding never shifts a row's positions (t
 also what GPT-2's absolute position embeddings need). Step 0 is the prefill of the
 prompts; every later step feeds one new token per row through a KV cache: a transformers
 ``DynamicCache`` (``use_cache="dynamic"``), or a pre-allocated one (``"static"``:
-:mod:`rlvr.kv_cache`, transformers' ``StaticLayer`` sized for the prompt plus
+:mod:`rlvr.generation.kv_cache`, transformers' ``StaticLayer`` sized for the prompt plus
 ``max_new_tokens``, written in place, attention over its filled part; plain transformers
 models only). Both give the same numbers, bit for bit (tested). ``use_cache=True`` takes
-the static one for batches whose rows reach :data:`rlvr.forward.STATIC_FROM` positions,
+the static one for batches whose rows reach :data:`rlvr.generation.forward.STATIC_FROM` positions,
 where it is faster, else the dynamic one. ``use_cache=False`` re-runs the whole sequence
 every step instead: the slow reference the cached loop is tested against.
 
@@ -31,7 +31,7 @@ done rows get padding (attention mask 0), finished rows are dropped from the bat
 the cache) as they accumulate, and the loop ends when every row is done.
 
 Texts: with stop strings, each row's completion text is kept a token at a time
-(:class:`rlvr.detokenize.StopTexts`: a table lookup for tokenizers with one piece per
+(:class:`rlvr.generation.detokenize.StopTexts`: a table lookup for tokenizers with one piece per
 token, else a short window decode) and only what a new token added is searched, so a row
 stops at the token after which its text (as returned: decoded without special tokens)
 first holds a stop string. Without stop strings each row is decoded once, at the end.
@@ -41,7 +41,7 @@ positions ``0 .. L-1`` and its ``t``-th generated token (0-based) at ``L + t``. 
 residual at position ``p`` is what predicts token ``p + 1``, so generated token ``t`` is
 read off the logits at position ``L + t - 1`` — the last prompt position for ``t = 0``.
 
-Randomness (how a token is drawn: :mod:`rlvr.draws`): ``temperature=0`` is greedy;
+Randomness (how a token is drawn: :mod:`rlvr.generation.draws`): ``temperature=0`` is greedy;
 otherwise each (prompt, sample, step) gets one uniform number from a counter-based hash of
 ``(seed, i, j, t)``, turned into a token by inverse-CDF sampling. What is guaranteed, and
 tested:
@@ -65,9 +65,9 @@ edits in place (steered logits when steering). A token replaced by ``select`` ge
 log-prob under the same distribution.
 
 The controller protocol (``setup``, ``before``, ``reads``, ``edits``, ``select``,
-``after``, and the :class:`~rlvr.controllers.StepContext` they see) is documented in
-:mod:`rlvr.controllers`; the forward functions shared with ``probes.handles`` are in
-:mod:`rlvr.forward`; the sampling settings are one :class:`~rlvr.sampling_params.SamplingParams`
+``after``, and the :class:`~rlvr.generation.controllers.StepContext` they see) is documented in
+:mod:`rlvr.generation.controllers`; the forward functions shared with ``probes.handles`` are in
+:mod:`rlvr.generation.forward`; the sampling settings are one :class:`~rlvr.generation.sampling_params.SamplingParams`
 (or the same loose keywords). This module re-exports the names it exported before those
 moved.
 """
@@ -231,7 +231,7 @@ def sample(
     generated text as returned (decoded without special tokens); ``eos_token_id``
     defaults to the tokenizer's eos plus the model's ``generation_config`` eos ids
     (``[]``: never stop at eos). ``controller`` is one controller or a list
-    (:mod:`rlvr.controllers`); ``callback(step, ctx)`` observes. ``use_cache``: True (the
+    (:mod:`rlvr.generation.controllers`); ``callback(step, ctx)`` observes. ``use_cache``: True (the
     KV cache that is faster for the batch's length), ``"static"``, ``"dynamic"`` (see the
     module docstring), or False to re-run the whole sequence each step (slow; a reference).
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import probability
+from ...checks import probability
 
 __all__ = [
     "as_int",

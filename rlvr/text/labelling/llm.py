@@ -9,9 +9,9 @@ with a note naming them), and if the answer is still incomplete the trace is *re
 labelled ``other`` and recorded in :attr:`LLMLabeller.failures`. Nothing is guessed
 silently.
 
-Generation goes through :func:`rlvr.sampling.sample` (greedy; a model handle, a
+Generation goes through :func:`rlvr.generation.sampling.sample` (greedy; a model handle, a
 transformers model with its tokenizer, or a checkpoint path loaded with transformers) or,
-with ``backend="vllm"``, :func:`rlvr.sampling_vllm.sample_vllm`; any
+with ``backend="vllm"``, :func:`rlvr.generation.sampling_vllm.sample_vllm`; any
 ``generate(prompts) -> completions`` callable can be injected instead. Complete answers
 are cached on disk by a hash of (model, prompt), the prompt holding the trace, so a
 rerun costs nothing. On a real model this needs a GPU; it never downloads anything.
@@ -128,7 +128,7 @@ def _default_generate(
             raise ValueError("backend='vllm' needs the model as a checkpoint path or name")
 
         def run_vllm(prompts: list[str], n_tokens: int) -> list[str]:
-            from rlvr.sampling_vllm import sample_vllm
+            from rlvr.generation.sampling_vllm import sample_vllm
 
             out = sample_vllm(model, prompts, temperature=0.0, max_new_tokens=n_tokens)
             return list(out.texts)
@@ -139,7 +139,7 @@ def _default_generate(
     state: dict[str, Any] = {}
 
     def run_hf(prompts: list[str], n_tokens: int) -> list[str]:
-        from rlvr.sampling import sample
+        from rlvr.generation.sampling import sample
 
         if "model" not in state:
             state["model"], state["tokenizer"] = _load(model, tokenizer, device)

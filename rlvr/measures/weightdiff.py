@@ -1,7 +1,7 @@
 """Where RL changed the weights: update sparsity, update rank, and overlap across seeds.
 
 Checkpoints are read tensor by tensor (large tensors in row blocks) by
-:mod:`rlvr.checkpoint_reader`, so two 7B checkpoints can be compared in CPU memory. A
+:mod:`rlvr.measures.checkpoint_reader`, so two 7B checkpoints can be compared in CPU memory. A
 checkpoint is a ``.safetensors`` file, or a directory holding ``model.safetensors`` or a
 sharded set listed in ``model.safetensors.index.json``.
 

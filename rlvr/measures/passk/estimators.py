@@ -42,7 +42,7 @@ def correct_counts(task: Any, problems: Sequence[Any], samples: Any) -> np.ndarr
     """Per-problem correct counts ``c`` (int array, one per problem) of sampled completions.
 
     ``samples`` gives ``texts`` and ``prompt_index`` into ``problems`` (``Samples`` from
-    :func:`rlvr.sampling.sample`, or a hybrid result); ``task.verify(problem, completion)``
+    :func:`rlvr.generation.sampling.sample`, or a hybrid result); ``task.verify(problem, completion)``
     scores each completion, and a reward above 0.5 counts as correct.
     """
     texts, index = list(samples.texts), list(samples.prompt_index)
