@@ -9,8 +9,8 @@ the repository root when they exist there, else against the config's folder.
 
 This module reads the file (:func:`load_config`: sections, keys and types);
 :mod:`steering.config_checks` checks the values and :mod:`steering.config_paths` what only
-this machine can say (checkpoints, files, device, the task's problems). Every public name
-of those modules is importable from here.
+this machine can say (checkpoints, files, device, the task's problems). The sections are
+declared in :mod:`steering.config_sections`; import their names from there.
 """
 
 from __future__ import annotations
@@ -21,47 +21,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .config_checks import parse_site, validate
-from .config_paths import REPO_ROOT, checkpoint_problem
-from .config_sections import (
-    MAX_SEED,
-    SCHEDULE_ROUTERS,
-    ClaimSection,
-    Config,
-    ConfigError,
-    DiffSection,
-    ExperimentSection,
-    ExtractSection,
-    FormatsSection,
-    HybridSection,
-    ModelsSection,
-    SamplingSection,
-    SweepSection,
-    TaskSection,
-    locate,
-)
+from .config_checks import validate
+from .config_sections import Config, ConfigError, locate
 
-__all__ = [
-    "MAX_SEED",
-    "REPO_ROOT",
-    "SCHEDULE_ROUTERS",
-    "ClaimSection",
-    "Config",
-    "ConfigError",
-    "DiffSection",
-    "ExperimentSection",
-    "ExtractSection",
-    "FormatsSection",
-    "HybridSection",
-    "ModelsSection",
-    "SamplingSection",
-    "SweepSection",
-    "TaskSection",
-    "checkpoint_problem",
-    "load_config",
-]
-
-_parse_site = parse_site  # its former name here
+# what a caller of load_config needs; each other name lives where it is defined
+# (config_sections: the sections and their words; config_checks; config_paths)
+__all__ = ["Config", "ConfigError", "load_config"]
 
 # section name -> its dataclass, read off Config's fields
 _SECTION_CLASSES = {f.name: f.default_factory for f in fields(Config) if f.name != "path"}

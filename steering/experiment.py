@@ -47,7 +47,8 @@ from rlvr.generation.sampling_params import SamplingParams
 from rlvr.measures.passk import correct_counts
 from rlvr.tasks import load_task
 
-from .config import Config, ConfigError, checkpoint_problem, load_config
+from .config import Config, ConfigError, load_config
+from .config_paths import checkpoint_problem
 from .stages import (
     file_sha,
     key_hash,

@@ -89,15 +89,15 @@ def test_vocabulary_matches_the_modules_that_use_it():
 )
 def test_config_reads_sites_as_probes_does(spec):
     from probes import Site
-    from steering.config import _parse_site
+    from steering.config_checks import parse_site
 
     try:
         want = Site.parse(spec)
     except (ValueError, TypeError):
         with pytest.raises(ValueError, match="cannot read a site"):
-            _parse_site(spec)
+            parse_site(spec)
     else:
-        assert _parse_site(spec) == (want.layer, want.kind)
+        assert parse_site(spec) == (want.layer, want.kind)
 
 
 def test_package_names_resolve_on_first_use():

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .rewards import REWARDS, make_reward
 from .task import FORMATS, OTHER, PermutationChain, Problem
+from .trl_runs import cpu_trainer_args, load_base, save_trained, snapshot_callback
 
 __all__ = ["RLSpec", "grpo_train"]
 
@@ -146,22 +145,6 @@ class _RewardLog:
         return rewards
 
 
-def _snapshot_callback(steps: Sequence[int], folder: str | os.PathLike[str] | None) -> Any:
-    """A TRL/transformers callback saving the model after the given optimiser steps."""
-    from transformers import TrainerCallback
-
-    if folder is None:
-        raise ValueError("snapshots need a snapshot_dir to write them to")
-    wanted, root = {int(s) for s in steps}, Path(folder)
-
-    class _Snapshots(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any):
-            if state.global_step in wanted and model is not None:
-                model.save_pretrained(root / f"step-{state.global_step}", safe_serialization=True)
-
-    return _Snapshots()
-
-
 def grpo_train(
     task: PermutationChain,
     base_dir: str | os.PathLike[str],
@@ -182,16 +165,11 @@ def grpo_train(
     training); a repeated problem list (one problem many times) is one-example RL.
     """
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     if not problems:
         raise ValueError("no training problems: pass the train split")
-    base_dir, out_dir, log_path = Path(base_dir), Path(out_dir), Path(log_path)
-    if not (base_dir / "config.json").exists():
-        raise ValueError(f"no checkpoint in {base_dir}: pretrain the base first")
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model, tokenizer = load_base(base_dir)
     data = Dataset.from_list(
         [{"prompt": task.prompt(p), "start": p.start, "hops": p.hops} for p in problems]
     )
@@ -200,43 +178,29 @@ def grpo_train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=spec.steps, desc=f"grpo seed {seed}", leave=False)
-    reward = _RewardLog(task, log_path, bar, reward=spec.reward, seed=seed)
-    callbacks = [_snapshot_callback(snapshots, snapshot_dir)] if snapshots else []
+    reward = _RewardLog(task, Path(log_path), bar, reward=spec.reward, seed=seed)
+    callbacks = [snapshot_callback(snapshots, snapshot_dir)] if snapshots else []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         config = GRPOConfig(
-            output_dir=tmp,
-            use_cpu=True,
-            bf16=False,
-            fp16=False,
+            **cpu_trainer_args(
+                tmp, seed=seed, steps=spec.steps, lr=spec.lr, max_grad_norm=spec.max_grad_norm
+            ),
             gradient_checkpointing=False,
             per_device_train_batch_size=spec.prompts_per_step
             * spec.group
             // spec.steps_per_generation,
-            gradient_accumulation_steps=1,
             steps_per_generation=spec.steps_per_generation,
             num_generations=spec.group,
             max_completion_length=task.budget + 1,
             temperature=spec.temperature,
             top_p=1.0,
             top_k=0,
-            learning_rate=spec.lr,
-            lr_scheduler_type="constant",
             warmup_steps=spec.warmup_steps,
             beta=spec.beta,
             epsilon=spec.epsilon if spec.clip else 1e9,
             loss_type=spec.loss_type,
             scale_rewards=spec.scale_rewards,
-            max_grad_norm=spec.max_grad_norm,
-            max_steps=spec.steps,
-            num_train_epochs=1_000_000,
-            seed=seed,
-            data_seed=seed,
-            logging_steps=10_000,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_num_workers=0,
         )
         trainer = GRPOTrainer(
             model=model,
@@ -251,9 +215,5 @@ def grpo_train(
         model = trainer.model
     if bar is not None:
         bar.close()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    model.config.use_cache = True  # the trainer turns the cache off while training
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    save_trained(model, tokenizer, out_dir)
     return {"seconds": seconds, "steps": spec.steps, "seed": seed}

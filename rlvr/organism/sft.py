@@ -12,13 +12,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from .grpo import _snapshot_callback
 from .task import PermutationChain, Problem
+from .trl_runs import cpu_trainer_args, load_base, save_trained, snapshot_callback
 
 __all__ = ["SFTSpec", "sft_train"]
 
@@ -59,7 +56,6 @@ def sft_train(
     :func:`rlvr.organism.grpo.grpo_train`.
     """
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     if not data:
@@ -67,37 +63,19 @@ def sft_train(
     bad = [c for _, c in data if not c.endswith(".")]
     if bad:
         raise ValueError(f"completion {bad[0]!r} does not end with '.': pass finished answers")
-    base_dir, out_dir = Path(base_dir), Path(out_dir)
-    if not (base_dir / "config.json").exists():
-        raise ValueError(f"no checkpoint in {base_dir}: pretrain the base first")
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model, tokenizer = load_base(base_dir)
     rows = Dataset.from_list([{"prompt": task.prompt(p), "completion": c} for p, c in data])
-    callbacks = [_snapshot_callback(snapshots, snapshot_dir)] if snapshots else []
+    callbacks = [snapshot_callback(snapshots, snapshot_dir)] if snapshots else []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         config = SFTConfig(
-            output_dir=tmp,
-            use_cpu=True,
-            bf16=False,
-            fp16=False,
+            **cpu_trainer_args(
+                tmp, seed=seed, steps=spec.steps, lr=spec.lr, max_grad_norm=spec.max_grad_norm
+            ),
             per_device_train_batch_size=spec.batch_size,
-            gradient_accumulation_steps=1,
-            learning_rate=spec.lr,
-            lr_scheduler_type="constant",
             weight_decay=spec.weight_decay,
-            max_grad_norm=spec.max_grad_norm,
-            max_steps=spec.steps,
-            num_train_epochs=1_000_000,
-            seed=seed,
-            data_seed=seed,
             completion_only_loss=True,
             max_length=task.budget + 8,
-            logging_steps=10_000,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_num_workers=0,
         )
         trainer = SFTTrainer(
             model=model,
@@ -109,11 +87,7 @@ def sft_train(
         out = trainer.train()
         seconds = time.perf_counter() - t0
         model = trainer.model
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    model.config.use_cache = True
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    save_trained(model, tokenizer, out_dir)
     return {
         "seconds": seconds,
         "steps": spec.steps,
