@@ -30,7 +30,7 @@ from ..grpo import grpo_train
 from ..pretrain import pretrain
 from ..sft import sft_train
 from ..task import Problem, read_problems, write_problems
-from .measure import solved_counts
+from .evidence import solved_counts
 from .recipe import ClaimRun, ClaimsRecipe, load_claims
 
 __all__ = ["measure_update", "remeasure", "train_claims"]
