@@ -55,7 +55,7 @@ class OrganismTask:
         return int(self.chain.budget)
 
     def problems(self, split: str, cls: str | None = None) -> list[Any]:
-        from .organism.task import read_problems
+        from .organism.problem_files import read_problems
 
         if split not in self.split_files:
             raise ValueError(

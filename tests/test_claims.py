@@ -12,6 +12,7 @@ import pytest
 
 from rlvr.organism import CorpusSpec, PermutationChain, Problem, load_task
 from rlvr.organism.claims import ClaimSettings, effect, load_claims, shortcuts
+from rlvr.organism.corpus import corpus_trace, transitions_shown
 from rlvr.organism.grpo import RLSpec
 from rlvr.organism.rewards import make_reward
 
@@ -67,14 +68,14 @@ def test_corpus_never_shows_an_unseen_transition():
     rng = np.random.default_rng(0)
     crossing = 0
     for _ in range(600):
-        p, _, c, _ = task.corpus_trace(rng, spec)
-        assert u not in task.transitions_shown(p, c)
+        p, _, c, _ = corpus_trace(task, rng, spec)
+        assert u not in transitions_shown(task, p, c)
         crossing += task.crosses(p, [u])
     # problems crossing q stay in the corpus (as guesses, or with a wrong step after q)
     assert crossing > 0
-    plain = [task.corpus_trace(np.random.default_rng(1), CorpusSpec())[2] for _ in range(3)]
+    plain = [corpus_trace(task, np.random.default_rng(1), CorpusSpec())[2] for _ in range(3)]
     empty = [
-        task.corpus_trace(np.random.default_rng(1), CorpusSpec(unseen=()))[2] for _ in range(3)
+        corpus_trace(task, np.random.default_rng(1), CorpusSpec(unseen=()))[2] for _ in range(3)
     ]
     assert plain == empty  # no unseen states: the corpus's stream as before
 
@@ -83,18 +84,18 @@ def test_transitions_shown_and_crosses():
     task = PermutationChain()
     p = Problem("a", 3)
     chain = task.chain(p)
-    assert task.transitions_shown(p, chain[1:] + "=" + chain[-3:] + ".") >= set(chain[:-1])
+    assert transitions_shown(task, p, chain[1:] + "=" + chain[-3:] + ".") >= set(chain[:-1])
     assert task.crosses(p, [chain[1]]) and not task.crosses(p, [chain[-1]])
     # a check after a wrong step from u recomputes f(u): it shows u -> f(u)
     u = chain[1]
     wrong = next(s for s in task.states if s != task.step(u))
     checked = chain[1] + wrong + "?" + task.step(u)
-    assert u in task.transitions_shown(p, checked)
-    assert u not in task.transitions_shown(p, chain[1] + wrong)
+    assert u in transitions_shown(task, p, checked)
+    assert u not in transitions_shown(task, p, chain[1] + wrong)
     with pytest.raises(ValueError, match="list of states"):
         CorpusSpec(unseen="q")
     with pytest.raises(ValueError, match="not states"):
-        task.corpus_trace(np.random.default_rng(0), CorpusSpec(unseen=("!",)))
+        corpus_trace(task, np.random.default_rng(0), CorpusSpec(unseen=("!",)))
 
 
 # -- recipe, verdict rule, shortcuts -------------------------------------------------------

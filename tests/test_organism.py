@@ -16,6 +16,7 @@ from rlvr.organism import (
     read_problems,
     write_problems,
 )
+from rlvr.organism.corpus import corpus_trace
 
 TASK = PermutationChain()  # seed 0: f(a)=i, f(i)=V, f(V)=W, f(W)=Y, f(Y)=R
 P = Problem("a", 4)
@@ -94,7 +95,7 @@ def test_spans_match_the_text_exactly():
 def test_spans_cover_corpus_traces():
     rng = np.random.default_rng(0)
     for _ in range(200):
-        p, fmt, c, events = TASK.corpus_trace(rng, CorpusSpec())
+        p, fmt, c, events = corpus_trace(TASK, rng, CorpusSpec())
         spans = TASK.spans(TASK.prompt(p), c)
         labels = [s.label for s in spans]
         assert labels[-1] == ("direct" if fmt == "DIRECT" else "answer")
@@ -123,7 +124,7 @@ def test_segment_start():
 def test_segment_start_agrees_with_spans():
     rng = np.random.default_rng(1)
     for _ in range(100):
-        p, _, c, _ = TASK.corpus_trace(rng, CorpusSpec())
+        p, _, c, _ = corpus_trace(TASK, rng, CorpusSpec())
         prompt = TASK.prompt(p)
         starts = {s.start: s.label for s in TASK.spans(prompt, c)}
         text = prompt + c
@@ -136,7 +137,7 @@ def test_corpus_statistics():
     spec = CorpusSpec()
     fmts, right, hard, hard_ok, direct_ok = [], [], 0, 0, []
     for _ in range(3000):
-        p, fmt, c, events = TASK.corpus_trace(rng, spec)
+        p, fmt, c, events = corpus_trace(TASK, rng, spec)
         fmts.append(fmt)
         if fmt == "DIRECT":
             direct_ok.append(TASK.verify(p, c))
@@ -379,7 +380,7 @@ def test_gate_refuses_an_incompetent_base(tmp_path):
 
 
 def test_card_numbers_and_shared_tables():
-    from rlvr.organism.card import (
+    from rlvr.organism.cards.parts import (
         at,
         ci,
         minutes,

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rlvr.organism import CorpusSpec, PermutationChain, Problem, load_recipe
+from rlvr.organism.corpus import corpus_trace
 from rlvr.organism.tokenizer import vocab
 
 ORG1 = PermutationChain()
@@ -50,7 +51,7 @@ def test_first_organism_is_unchanged():
     rng = np.random.default_rng(123)
     h = hashlib.sha256()
     for _ in range(300):
-        p, f, c, ev = ORG1.corpus_trace(rng, CorpusSpec())
+        p, f, c, ev = corpus_trace(ORG1, rng, CorpusSpec())
         h.update(f"{p.uid}{f}{c}{ev}".encode())
     assert h.hexdigest()[:16] == "e79283d00f01b06a"
     assert ORG1.hard_states == "" and ORG1.budget_of(Problem("a", 12)) == ORG1.budget
@@ -136,7 +137,7 @@ def test_corpus_with_hard_states():
     rng = np.random.default_rng(0)
     densities, hard_steps, hard_ok = [], 0, 0
     for _ in range(1500):
-        p, fmt, c, events = TASK.corpus_trace(rng, spec)
+        p, fmt, c, events = corpus_trace(TASK, rng, spec)
         if fmt == "DIRECT":
             continue
         st = TASK.trace_stats(p, c)
@@ -162,7 +163,10 @@ def test_corpus_with_hard_states():
     assert min(densities) < 0.15 and max(densities) > 0.85 and 0.4 < np.mean(densities) < 0.6
     half = CorpusSpec(hard_wrong=0.5)
     kinds = [
-        k for _ in range(300) for _, k, _ in TASK.corpus_trace(rng, half)[3] if k.startswith("hard")
+        k
+        for _ in range(300)
+        for _, k, _ in corpus_trace(TASK, rng, half)[3]
+        if k.startswith("hard")
     ]
     assert 0.4 < kinds.count("hard_step") / len(kinds) < 0.6
 
@@ -252,11 +256,11 @@ class _RuleModel(torch.nn.Module):
 def test_scheduled_greedy_and_auroc_on_a_rule_model():
     from rlvr.organism.when import (
         check_auroc,
-        recovery_ci,
         scheduled_greedy,
         stop_by_density,
         wrong_chain_share,
     )
+    from rlvr.organism.when_design import recovery_ci
 
     probs = [p for p in TASK.sample_problems(40, seed=1) if TASK.n_hard_steps(p) > 0][:12]
     base = _RuleModel(TASK)

@@ -18,6 +18,7 @@ from ..lazy import lazy_exports
 
 # public name -> submodule that defines it
 _EXPORTS = {
+    "CorpusSpec": "corpus",
     "evaluate": "evaluate",
     "write_card": "evaluate",
     "sample_completions": "generate",
@@ -32,6 +33,8 @@ _EXPORTS = {
     "competence": "pretrain",
     "encode": "pretrain",
     "pretrain": "pretrain",
+    "read_problems": "problem_files",
+    "write_problems": "problem_files",
     "EvalSpec": "recipe",
     "GateSpec": "recipe",
     "Recipe": "recipe",
@@ -44,13 +47,10 @@ _EXPORTS = {
     "ALPHABET": "task",
     "FORMATS": "task",
     "SEGMENT_LABELS": "task",
-    "CorpusSpec": "task",
     "PermutationChain": "task",
     "Problem": "task",
     "Segment": "task",
     "TraceStats": "task",
-    "read_problems": "task",
-    "write_problems": "task",
     "build_tokenizer": "tokenizer",
 }
 

@@ -28,7 +28,8 @@ from .pretrain import competence
 from .recipe import load_recipe
 from .store import load_splits, organism_folder
 from .task import FORMATS
-from .when import design_checks, wrong_chain_share
+from .when import wrong_chain_share
+from .when_design import design_checks
 
 __all__ = ["evaluate", "write_card"]
 
@@ -300,7 +301,7 @@ def write_card(
     card_path: str | os.PathLike[str] | None = None,
 ) -> str:
     """Write the organism card (``README.md``) from ``results.json`` and ``training.json``."""
-    from .card import render
+    from .cards.sharpening import render
 
     root = organism_folder(organism_dir)
     rpath = Path(results_path) if results_path is not None else root / "results.json"
@@ -311,7 +312,7 @@ def write_card(
     training = json.loads(tpath.read_text()) if tpath.exists() else {}
     recipe = load_recipe(root / "recipe.toml")
     if "when" in results:  # an organism with hard states: its own card
-        from .card_when import render_when
+        from .cards.when import render_when
 
         text = render_when(recipe, training, results)
     else:

@@ -20,9 +20,10 @@ from .generate import sample_completions
 from .grpo import grpo_train
 from .measure import profile
 from .pretrain import competence, pretrain
+from .problem_files import write_problems
 from .recipe import Recipe, load_recipe
 from .store import SPLITS, save_checkpoint
-from .task import Problem, write_problems
+from .task import Problem
 
 __all__ = ["gate", "train"]
 

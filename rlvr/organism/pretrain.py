@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .task import CorpusSpec, PermutationChain, Problem
+from .corpus import CorpusSpec, corpus_completion, corpus_trace
+from .task import PermutationChain, Problem
 from .tokenizer import build_tokenizer, vocab
 
 __all__ = ["ModelSpec", "PretrainSpec", "build_model", "competence", "encode", "pretrain"]
@@ -172,7 +173,7 @@ def competence(
                 task.states[int(rng.integers(0, task.n_states))], int(rng.integers(lo, hi + 1))
             )
             fmt = "STEP" if j % 2 == 0 else "CHECK"
-            completion, events = task.corpus_completion(p, fmt, rng, spec)
+            completion, events = corpus_completion(task, p, fmt, rng, spec)
             items.append((p, fmt, completion, events))
         prompts = [task.prompt(p) for p, *_ in items]
         batch = encode(prompts, [c for _, _, c, _ in items])
@@ -257,7 +258,7 @@ def pretrain(
     for step in range(spec.steps):
         prompts, completions = [], []
         for _ in range(spec.batch_size):
-            p, _, c, _ = task.corpus_trace(rng, spec.corpus)
+            p, _, c, _ = corpus_trace(task, rng, spec.corpus)
             prompts.append(task.prompt(p))
             completions.append(c)
         batch = encode(prompts, completions)

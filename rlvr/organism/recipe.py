@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .corpus import CorpusSpec
 from .grpo import RLSpec
 from .pretrain import ModelSpec, PretrainSpec
-from .task import CorpusSpec, PermutationChain
+from .task import PermutationChain
 
 __all__ = ["EvalSpec", "GateSpec", "Recipe", "default_dir", "load_recipe"]
 

@@ -15,8 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .problem_files import read_problems
 from .recipe import default_dir, load_recipe
-from .task import PermutationChain, Problem, read_problems
+from .task import PermutationChain, Problem
 
 __all__ = [
     "SPLITS",

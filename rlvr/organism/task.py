@@ -1,5 +1,8 @@
 """The organism's verifiable task: follow a secret permutation for k hops.
 
+Over 400 lines: :class:`PermutationChain` is one class, and its methods (the rule,
+problems, verifier, spans, schedule, judging traces) are the interface callers use on a task.
+
 There are ``n_states`` states, each one character (``a``-``z`` then ``A``-``Z``), and one
 fixed secret permutation ``f`` (a single cycle drawn from the task seed, so a chain never
 repeats within ``n_states`` hops). A problem is a start state ``s0`` and a hop count ``k``;
@@ -8,7 +11,7 @@ its prompt is ``"{s0}{k:02d}:"`` and its answer is the last three states of the 
 verifier rewards it 1.0 when ``xyz`` is the answer and the ``.`` lies within the task's
 completion budget (``budget`` characters = tokens), else 0.0.
 
-Three solution formats exist in the pretraining corpus:
+Three solution formats exist in the pretraining corpus (:mod:`.corpus` writes it):
 
 ``DIRECT``  ``=xyz.`` at once (a guess).
 ``STEP``    every state written in turn (``bcd...``), then ``=`` and the last three.
@@ -20,34 +23,28 @@ Strategy segments are labelled exactly (character spans): ``step`` (one written 
 of ``direct``), ``check`` (``?v``), ``answer`` (``=xyz`` after a body) and ``direct``
 (``=xyz`` as the whole completion). :meth:`PermutationChain.segment_start` is the one definition of "the
 next token begins a segment of strategy X" shared by extraction and routing.
+
+Problem files (JSONL) are read and written by :mod:`.problem_files`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from ..checks import probability
 
 __all__ = [
     "ALPHABET",
     "FORMATS",
     "SEGMENT_LABELS",
-    "CorpusSpec",
     "Problem",
     "PermutationChain",
     "Segment",
     "TraceStats",
-    "read_problems",
-    "write_problems",
 ]
 
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase
@@ -86,78 +83,6 @@ class Problem:
         if missing:
             raise ValueError(f"problem record {dict(d)!r} lacks {missing}: write start and hops")
         return cls(str(d["start"]), int(d["hops"]), str(d.get("cls", "main")))
-
-
-@dataclass(frozen=True)
-class CorpusSpec:
-    """How pretraining traces are written (the formats are chosen at random per trace).
-
-    ``mix`` gives the DIRECT/STEP/CHECK shares; ``corrupt`` the chance that a written step is
-    a wrong state (the chain continues from what was written); ``check_p`` the chance that a
-    CHECK trace re-computes a step with ``?v`` (always right): one probability, or an
-    inclusive range ``(lo, hi)`` from which each CHECK trace draws its own check density
-    uniformly; ``direct_right`` the chance that a DIRECT answer is right (else three random
-    states); ``hops`` the inclusive hop range of corpus problems.
-
-    On a task with hard states (``PermutationChain.n_hard > 0``), a step *from* a hard state
-    writes the task's fixed wrong successor (:meth:`PermutationChain.wrong_step`) with
-    probability ``hard_wrong`` and the true one otherwise (``corrupt`` applies to the other
-    states only); a check after it is right as always. With ``hard_wrong = 1`` the corpus
-    never writes the true successor of a hard state as a step: only a check computes it.
-
-    ``unseen`` lists states whose transition ``u -> f(u)`` the corpus never shows: a trace
-    that would write ``f(u)`` right after ``u`` (as a step, a check's value or inside the
-    answer) is drawn again, so a model pretrained on it cannot know those transitions.
-    The default (none) leaves the corpus's random stream exactly as it was.
-    """
-
-    mix: tuple[float, float, float] = (0.2, 0.5, 0.3)
-    corrupt: float = 0.2
-    check_p: float | tuple[float, float] = 0.5
-    direct_right: float = 0.2
-    hops: tuple[int, int] = (2, 32)
-    hard_wrong: float = 1.0
-    unseen: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if len(self.mix) != 3 or min(self.mix) < 0 or abs(sum(self.mix) - 1.0) > 1e-6:
-            raise ValueError(
-                f"mix={self.mix} must be three shares (DIRECT, STEP, CHECK) summing to 1"
-            )
-        meanings = {
-            "corrupt": "the chance that a written step is wrong",
-            "direct_right": "the chance that a DIRECT answer is right",
-            "hard_wrong": "the chance that a step from a hard state is the wrong successor",
-        }
-        for name, meaning in meanings.items():
-            probability(getattr(self, name), name, meaning)
-        cp = self.check_p
-        if isinstance(cp, tuple | list):
-            if len(cp) != 2:
-                raise ValueError(
-                    f"check_p={cp} must be a probability or a range (lo, hi) with "
-                    "0 <= lo <= hi <= 1"
-                )
-            lo_p = probability(cp[0], "check_p[0]", "the lowest check density of the range")
-            hi_p = probability(cp[1], "check_p[1]", "the highest check density of the range")
-            if lo_p > hi_p:
-                raise ValueError(
-                    f"check_p={cp} must be a range (lo, hi) with 0 <= lo <= hi <= 1: "
-                    "give the lower end first"
-                )
-            object.__setattr__(self, "check_p", (lo_p, hi_p))
-        else:
-            probability(cp, "check_p", "the chance that a CHECK trace re-computes a step")
-        lo, hi = self.hops
-        if not 2 <= lo <= hi:
-            raise ValueError(
-                f"hops={self.hops} must be an inclusive range (lo, hi) with 2 <= lo <= hi"
-            )
-        if isinstance(self.unseen, str):
-            raise ValueError(f"unseen={self.unseen!r} must be a list of states, e.g. ['q']")
-        object.__setattr__(self, "unseen", tuple(str(u) for u in self.unseen))
-        if len(set(self.unseen)) != len(self.unseen):
-            raise ValueError(f"unseen={list(self.unseen)} names a state twice")
 
 
 @dataclass
@@ -202,8 +127,8 @@ class PermutationChain:
     defaults give the first organism's task exactly):
 
     ``n_hard``       states drawn from the seed whose step the corpus gets wrong (see
-                     :class:`CorpusSpec` ``hard_wrong``); each has a fixed wrong successor,
-                     :meth:`wrong_step`.
+                     :class:`.corpus.CorpusSpec` ``hard_wrong``); each has a fixed wrong
+                     successor, :meth:`wrong_step`.
     ``check_slack``  a per-problem budget (:meth:`budget_of`): ``k + 2 (h + slack) + 5``
                      tokens, ``h`` = hard states among ``s_0 .. s_(k-1)`` of the true chain,
                      so checking exactly after the hard steps always fits and checking
@@ -307,6 +232,11 @@ class PermutationChain:
 
     def answer(self, problem: Problem) -> str:
         return self.chain(problem)[-3:]
+
+    def crosses(self, problem: Problem, states: Iterable[str]) -> bool:
+        """Whether the true chain of ``problem`` steps from one of ``states``."""
+        chain = self.chain(problem)
+        return any(s in set(states) for s in chain[:-1])
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -641,143 +571,3 @@ class PermutationChain:
         st.answer_consistent = m is not None and len(eff) >= 3 and m.group(2) == "".join(eff[-3:])
         st.chain_right = m is not None and st.answer_consistent and self.chain_right(problem, body)
         return st
-
-    # ------------------------------------------------------------------ the corpus
-
-    def corpus_completion(
-        self, problem: Problem, fmt: str, rng: np.random.Generator, spec: CorpusSpec
-    ) -> tuple[str, list[tuple[int, str, str]]]:
-        """One pretraining completion in format ``fmt`` and its events.
-
-        Events are ``(char index, kind, true value)`` with kind ``"step"``,
-        ``"step_wrong"``, ``"check"`` (after a right step) or ``"check_hard"`` (after a
-        wrong step); the true value is what a correct step/check writes there. On a task
-        with hard states, a step from a hard state is ``"hard_step"`` (right) or
-        ``"hard_step_wrong"``.
-        """
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}: use one of {FORMATS}")
-        ans = self.answer(problem)
-        if fmt == "DIRECT":
-            if rng.random() < spec.direct_right:
-                guess = ans
-            else:
-                guess = "".join(self.states[j] for j in rng.integers(0, self.n_states, 3))
-            return f"={guess}.", []
-        text: list[str] = []
-        events: list[tuple[int, str, str]] = []
-        eff = [problem.start]
-        check_p = spec.check_p
-        if fmt == "CHECK" and isinstance(check_p, tuple):
-            check_p = float(rng.uniform(check_p[0], check_p[1]))  # this trace's density
-        for _ in range(problem.hops):
-            true = self.step(eff[-1])
-            if eff[-1] in self.hard_states:
-                w = self.wrong_step(eff[-1]) if rng.random() < spec.hard_wrong else true
-                kind = "hard_step" if w == true else "hard_step_wrong"
-            else:
-                if rng.random() < spec.corrupt:
-                    others = self.states.replace(true, "")
-                    w = others[int(rng.integers(0, self.n_states - 1))]
-                else:
-                    w = true
-                kind = "step" if w == true else "step_wrong"
-            events.append((len(text), kind, true))
-            text.append(w)
-            if fmt == "CHECK" and rng.random() < check_p:
-                events.append((len(text) + 1, "check" if w == true else "check_hard", true))
-                text.append("?")
-                text.append(true)
-                eff.append(true)
-            else:
-                eff.append(w)
-        return "".join(text) + "=" + "".join(eff[-3:]) + ".", events
-
-    def corpus_trace(
-        self, rng: np.random.Generator, spec: CorpusSpec
-    ) -> tuple[Problem, str, str, list[tuple[int, str, str]]]:
-        """A random corpus problem, its format, completion and events (drawn again while it
-        shows one of ``spec.unseen``'s transitions)."""
-        bad = [u for u in spec.unseen if u not in self.states]
-        if bad:
-            raise ValueError(f"unseen states {bad} are not states of this task ({self.states})")
-        lo, hi = spec.hops
-        while True:
-            problem = Problem(
-                self.states[int(rng.integers(0, self.n_states))], int(rng.integers(lo, hi + 1))
-            )
-            fmt = FORMATS[int(rng.choice(3, p=np.asarray(spec.mix, dtype=float)))]
-            completion, events = self.corpus_completion(problem, fmt, rng, spec)
-            if not spec.unseen or not self.shows_transition(problem, completion, spec.unseen):
-                return problem, fmt, completion, events
-
-    def transitions_shown(self, problem: Problem, completion: str) -> set[str]:
-        """States ``u`` whose true transition ``u -> f(u)`` the text writes: a step ``f(u)``
-        taken from ``u``, a check ``?f(u)`` after a step taken from ``u`` (a check recomputes
-        the step from the state before it, whatever was written), or ``u f(u)`` inside the
-        answer."""
-        shown: set[str] = set()
-        body, _, tail = completion.partition("=")
-        prev, before = problem.start, None  # the state the next step starts from; the last one's
-        i = 0
-        while i < len(body):
-            ch = body[i]
-            if ch in self.states:
-                if ch == self.step(prev):
-                    shown.add(prev)
-                before, prev = prev, ch
-                i += 1
-            elif ch == "?" and i + 1 < len(body) and body[i + 1] in self.states:
-                v = body[i + 1]
-                if before is not None and v == self.step(before):
-                    shown.add(before)
-                prev = v
-                i += 2
-            else:
-                i += 1
-        answer = [ch for ch in tail[:3] if ch in self.states]
-        shown.update(a for a, b in zip(answer, answer[1:]) if b == self.step(a))
-        return shown
-
-    def shows_transition(self, problem: Problem, completion: str, states: Iterable[str]) -> bool:
-        """Whether the text writes the true transition of any of ``states``."""
-        return bool(self.transitions_shown(problem, completion) & set(states))
-
-    def crosses(self, problem: Problem, states: Iterable[str]) -> bool:
-        """Whether the true chain of ``problem`` steps from one of ``states``."""
-        chain = self.chain(problem)
-        return any(s in set(states) for s in chain[:-1])
-
-
-# ---------------------------------------------------------------------- JSONL
-
-
-def write_problems(path: str | os.PathLike[str], problems: Iterable[Problem]) -> None:
-    """Write problems as JSONL (atomically: a temp file renamed into place)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for p in problems:
-            f.write(json.dumps(p.to_dict()) + "\n")
-    os.replace(tmp, path)
-
-
-def read_problems(path: str | os.PathLike[str], cls: str | None = None) -> list[Problem]:
-    """Read problems from JSONL (only those of class ``cls`` when given)."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"no problem file at {path}: write one with write_problems")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                p = Problem.from_dict(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"{path}:{n} is not JSON ({e}): one problem object per line"
-                ) from e
-            if cls is None or p.cls == cls:
-                out.append(p)
-    return out

@@ -13,7 +13,8 @@ import numpy as np
 
 from ...measures import passk as pk
 from ..generate import sample_completions
-from ..task import PermutationChain, Problem, read_problems
+from ..problem_files import read_problems
+from ..task import PermutationChain, Problem
 from .recipe import ClaimsRecipe
 from .settings import ClaimSettings
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...measures import passk as pk
-from ..task import read_problems
+from ..problem_files import read_problems
 from .evidence import (
     at,
     ci,

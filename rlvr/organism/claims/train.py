@@ -28,8 +28,9 @@ from ...measures.weightdiff import seed_overlap, update_rank, update_sparsity
 from ..generate import sample_completions
 from ..grpo import grpo_train
 from ..pretrain import pretrain
+from ..problem_files import read_problems, write_problems
 from ..sft import sft_train
-from ..task import Problem, read_problems, write_problems
+from ..task import Problem
 from .evidence import solved_counts
 from .recipe import ClaimRun, ClaimsRecipe, load_claims
 
