@@ -8,7 +8,8 @@ the hybrid decoder all go through ``run``.
 
 One module a concern:
 
-- :mod:`.base` — the protocol, :class:`ModelHandle` (``run``, ``encode``, checks) and
+- :mod:`.base` — the protocol, :class:`ModelHandle` (``run``, ``encode``, checks), the
+  :class:`ForwardRequest` that ``run`` hands a backend's ``_forward``, and
   :class:`RunOutput`; :mod:`.fingerprint` — :class:`Fingerprint`.
 - :mod:`.hf` — :class:`HFHandle`, a plain ``transformers`` model, torch hooks (the fast path).
 - :mod:`.nnsight` — :class:`NNsightHandle`, an nnsight ``TransformersModel``; every pass
@@ -18,8 +19,10 @@ One module a concern:
 - :mod:`.checkpoint` — loading a checkpoint folder and the tokenizer saved with it.
 
 :func:`wrap` (here) accepts any of those objects (or a local checkpoint path) and returns
-the matching handle. nnsight and transformer-lens are imported only inside their backend
-module, and only where a plain HF model is re-wrapped with them.
+the matching handle. The forward functions the adapters build on (position ids, caches,
+argument names) live in :mod:`rlvr.generation.forward`; import them from there. nnsight
+and transformer-lens are imported only inside their backend module, and only where a
+plain HF model is re-wrapped with them.
 """
 
 from __future__ import annotations
@@ -30,10 +33,7 @@ from typing import Any
 
 import torch
 
-# the forward functions the adapters build on, importable from here as before
-from rlvr.generation.forward import forward_arg_names, new_cache, position_ids_from_mask  # noqa: F401
-
-from .base import Edit, ModelHandle, RunOutput, gather
+from .base import Edit, ForwardRequest, ModelHandle, RunOutput, gather
 from .checkpoint import checkpoint_tokenizer, load_hf, load_tokenizer
 from .fingerprint import Fingerprint, canonical_parameters, fingerprint_of
 from .hf import HFHandle
@@ -44,6 +44,7 @@ __all__ = [
     "BACKENDS",
     "Edit",
     "Fingerprint",
+    "ForwardRequest",
     "HFHandle",
     "ModelHandle",
     "NNsightHandle",

@@ -3,15 +3,20 @@
 A handle exposes the tokenizer, ``n_layers``, ``d_model``, a
 :class:`~probes.handles.fingerprint.Fingerprint`, and :meth:`ModelHandle.run`: a forward
 pass that can *read* residual activations at Sites (optionally only at chosen positions),
-*edit* them, stop after the last layer it needs, and carry a KV cache. A backend
-subclasses :class:`ModelHandle` and implements ``_forward``.
+*edit* them, stop after the last layer it needs, and carry a KV cache.
+
+``run`` checks its arguments once and hands a backend one :class:`ForwardRequest`; a
+backend subclasses :class:`ModelHandle` and implements the abstract
+``_forward(request) -> RunOutput`` (see :class:`ModelHandle` for what it must do).
 """
 
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -21,7 +26,7 @@ from rlvr.generation.forward import forward_arg_names, position_ids_from_mask
 from ..sites import Site, as_sites, decoder_layers_path, exec_order
 from .fingerprint import Fingerprint, fingerprint_of
 
-__all__ = ["Edit", "ModelHandle", "RunOutput", "gather", "require"]
+__all__ = ["Edit", "ForwardRequest", "ModelHandle", "RunOutput", "gather", "require"]
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 """An edit maps the residual at a site, shape (batch, seq, d_model), to its new value."""
@@ -36,8 +41,42 @@ class RunOutput:
     past_key_values: Any = None
 
 
-class ModelHandle:
-    """Common protocol. Subclasses implement :meth:`_forward`."""
+@dataclass(frozen=True)
+class ForwardRequest:
+    """One forward pass as :meth:`ModelHandle.run` hands it to a backend, checked.
+
+    ``attention_mask`` and ``position_ids`` are always given (``run`` fills the defaults:
+    ones, ``cumsum(mask) - 1``); ``reads`` (depth order, no repeats) and the keys of
+    ``edits`` (read-only) are checked :class:`~probes.sites.Site` s of this model;
+    ``stop_site`` is the deepest site read when the pass stops early (then no cache is
+    involved), else None. ``logits_to_keep`` (0 = all) may be honoured by the backend or
+    not: ``run`` cuts the logits after.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    reads: tuple[Site, ...] = ()
+    index: tuple[torch.Tensor, torch.Tensor] | None = None
+    edits: Mapping[Site, Edit] = field(default_factory=lambda: MappingProxyType({}))
+    stop_site: Site | None = None
+    past_key_values: Any = None
+    use_cache: bool = False
+    logits_to_keep: int = 0
+
+
+class ModelHandle(ABC):
+    """Common protocol. A backend subclasses it and implements :meth:`_forward`.
+
+    The contract of ``_forward(request: ForwardRequest) -> RunOutput``: run the model on
+    ``request.input_ids`` with its ``attention_mask`` and ``position_ids``; at each site
+    of ``request.edits`` replace the residual ``h`` with ``edits[site](h)``; for each site
+    of ``request.reads`` put ``gather(h, request.index)`` (after any edit there) in
+    ``acts``; sites run in the model's execution order (an edit at a later site can use
+    what a read at an earlier one saw); stop after ``request.stop_site`` when it is set
+    (logits None); pass ``past_key_values`` and ``use_cache`` to the model and return the
+    filled cache when ``use_cache`` (else None). Set ``backend`` to the backend's name.
+    """
 
     backend: str = ""
 
@@ -157,36 +196,26 @@ class ModelHandle:
                 "stop_early leaves a KV cache half-filled: read without a cache, or run the "
                 "whole pass"
             )
-        out = self._forward(
-            input_ids,
-            attention_mask,
-            position_ids,
-            reads,
-            index,
-            edit_map,
-            max(reads, key=exec_order) if stop_early else None,
-            past_key_values,
-            use_cache,
-            logits_to_keep,
+        request = ForwardRequest(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            reads=tuple(reads),
+            index=index,
+            edits=MappingProxyType(edit_map),
+            stop_site=max(reads, key=exec_order) if stop_early else None,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
         )
+        out = self._forward(request)
         if logits_to_keep and out.logits is not None and out.logits.shape[1] > logits_to_keep:
             out.logits = out.logits[:, -logits_to_keep:]  # adapters without the argument
         return out
 
-    def _forward(
-        self,
-        input_ids,
-        attention_mask,
-        position_ids,
-        reads,
-        index,
-        edits,
-        stop_site,
-        past_key_values,
-        use_cache,
-        logits_to_keep=0,
-    ) -> RunOutput:
-        raise NotImplementedError
+    @abstractmethod
+    def _forward(self, request: ForwardRequest) -> RunOutput:
+        """Run one checked forward pass (the contract is in the class docstring)."""
 
     def _keep(self, logits_to_keep: int) -> dict[str, int]:
         """The model's own argument for computing only the last logits, when it has one."""

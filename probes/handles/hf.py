@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import torch
 
 from ..sites import Site, hidden_from, replace_hidden
-from .base import Edit, ModelHandle, RunOutput, gather
+from .base import Edit, ForwardRequest, ModelHandle, RunOutput, gather
 
 __all__ = ["HFHandle"]
 
@@ -82,33 +82,22 @@ class HFHandle(ModelHandle):
             for h in handles:
                 h.remove()
 
-    def _forward(
-        self,
-        input_ids,
-        attention_mask,
-        position_ids,
-        reads,
-        index,
-        edits,
-        stop_site,
-        past_key_values,
-        use_cache,
-        logits_to_keep=0,
-    ) -> RunOutput:
+    def _forward(self, request: ForwardRequest) -> RunOutput:
+        r = request
         acts: dict[Site, torch.Tensor] = {}
-        with self.hooks(edits, reads, index, stop_site, acts):
+        with self.hooks(r.edits, r.reads, r.index, r.stop_site, acts):
             try:
                 out = self.model(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    position_ids=position_ids,
-                    use_cache=use_cache,
-                    **{self._cache_kwarg: past_key_values},
-                    **self._keep(logits_to_keep),
+                    input_ids=r.input_ids,
+                    attention_mask=r.attention_mask,
+                    position_ids=r.position_ids,
+                    use_cache=r.use_cache,
+                    **{self._cache_kwarg: r.past_key_values},
+                    **self._keep(r.logits_to_keep),
                 )
             except _Stop:
-                return RunOutput(None, acts, past_key_values)
+                return RunOutput(None, acts, r.past_key_values)
         cache = getattr(out, "cache", None)  # transformers >= 5.2x
         if cache is None:
             cache = getattr(out, "past_key_values", None)
-        return RunOutput(out.logits, acts, cache if use_cache else None)
+        return RunOutput(out.logits, acts, cache if r.use_cache else None)

@@ -13,7 +13,7 @@ from typing import Any
 from rlvr.generation.forward import new_cache
 
 from ..sites import Site, exec_order
-from .base import ModelHandle, RunOutput, gather, require
+from .base import ForwardRequest, ModelHandle, RunOutput, gather, require
 from .checkpoint import checkpoint_tokenizer
 
 __all__ = ["NNsightHandle"]
@@ -45,33 +45,24 @@ class NNsightHandle(ModelHandle):
             env = getattr(env, part)
         return env[layer]
 
-    def _forward(
-        self,
-        input_ids,
-        attention_mask,
-        position_ids,
-        reads,
-        index,
-        edits,
-        stop_site,
-        past_key_values,
-        use_cache,
-        logits_to_keep=0,
-    ) -> RunOutput:
+    def _forward(self, request: ForwardRequest) -> RunOutput:
+        r = request
+        edits, reads, index, stop_site = r.edits, r.reads, r.index, r.stop_site
+        use_cache, past_key_values = r.use_cache, r.past_key_values
         saved: dict[Site, Any] = {}
         logits = None
         if use_cache and past_key_values is None:  # a cache the caller gets back, filled
             past_key_values = new_cache(self.model)
         kwargs = {
-            "attention_mask": attention_mask,
-            "position_ids": position_ids,
+            "attention_mask": r.attention_mask,
+            "position_ids": r.position_ids,
             "use_cache": use_cache,
             self._cache_kwarg: past_key_values,
-            **self._keep(logits_to_keep),
+            **self._keep(r.logits_to_keep),
         }
         # nnsight requires touching modules in execution order.
         sites = sorted(set(edits) | set(reads), key=exec_order)
-        with self.nn.trace(input_ids, remote=self.remote, **kwargs) as tracer:
+        with self.nn.trace(r.input_ids, remote=self.remote, **kwargs) as tracer:
             for site in sites:
                 env = self._envoy_layer(site.layer)
                 if site.kind == "resid_pre":

@@ -17,7 +17,7 @@ import torch
 from rlvr.generation.forward import new_cache
 
 from ..sites import Site
-from .base import ModelHandle, RunOutput, gather, require
+from .base import ForwardRequest, ModelHandle, RunOutput, gather, require
 from .checkpoint import checkpoint_tokenizer
 
 __all__ = ["TLHandle"]
@@ -55,19 +55,10 @@ class TLHandle(ModelHandle):
         )
         return cls(bridge, tokenizer)
 
-    def _forward(
-        self,
-        input_ids,
-        attention_mask,
-        position_ids,
-        reads,
-        index,
-        edits,
-        stop_site,
-        past_key_values,
-        use_cache,
-        logits_to_keep=0,
-    ) -> RunOutput:
+    def _forward(self, request: ForwardRequest) -> RunOutput:
+        r = request
+        edits, reads, index, stop_site = r.edits, r.reads, r.index, r.stop_site
+        use_cache, past_key_values, input_ids = r.use_cache, r.past_key_values, r.input_ids
         acts: dict[Site, torch.Tensor] = {}
         hooks = []
         for site in sorted(set(edits) | set(reads)):
@@ -80,7 +71,7 @@ class TLHandle(ModelHandle):
                 return h
 
             hooks.append((site.name, fn))
-        kwargs: dict[str, Any] = dict(attention_mask=attention_mask, position_ids=position_ids)
+        kwargs: dict[str, Any] = dict(attention_mask=r.attention_mask, position_ids=r.position_ids)
         if past_key_values is not None or use_cache:
             if past_key_values is None:
                 past_key_values = new_cache(self.model)

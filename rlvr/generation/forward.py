@@ -5,9 +5,11 @@
   pre-allocated: :mod:`rlvr.generation.kv_cache`), and :func:`cache_kind`, which one a loop uses;
 - :func:`forward_arg_names` — how this transformers version names the cache and the
   last-logits arguments of ``forward``;
-- :class:`PlainHF` — a plain transformers causal LM driven with a handle's ``run``
-  signature (no residual edits), and :func:`as_runner`, which gives the loop either that
-  or the handle it was given.
+- :class:`Runner` — what the loop drives: ``.tokenizer`` and ``.run(...)`` returning a
+  :class:`RunnerOutput` (``.logits``, ``.past_key_values``); ``probes`` handles satisfy it;
+- :class:`PlainHF` — a plain transformers causal LM driven as a :class:`Runner` (no
+  residual edits), and :func:`as_runner`, which gives the loop either that or the handle
+  it was given.
 
 ``probes.handles`` builds its adapters on these, and :mod:`rlvr.generation.sampling` drives either
 kind of model through them; this module imports neither ``probes`` nor the loop.
@@ -16,13 +18,16 @@ kind of model through them; this module imports neither ``probes`` nor the loop.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 __all__ = [
     "PlainHF",
     "PlainOutput",
+    "Runner",
+    "RunnerOutput",
     "as_runner",
     "cache_kind",
     "forward_arg_names",
@@ -104,6 +109,47 @@ def forward_arg_names(model: torch.nn.Module) -> tuple[str, str | None]:
     return cache, keep
 
 
+class RunnerOutput(Protocol):
+    """What :meth:`Runner.run` returns: the logits ``(batch, seq, vocab)`` (the last
+    ``logits_to_keep`` positions when asked) and the KV cache after the pass (None without
+    ``use_cache``)."""
+
+    @property
+    def logits(self) -> torch.Tensor | None: ...
+
+    @property
+    def past_key_values(self) -> Any: ...
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Something the generation loop can run: a tokenizer and one forward pass.
+
+    :func:`rlvr.generation.sampling.sample` uses ``.tokenizer`` and ``.run`` (the hybrid
+    decoder runs its router model through the same ``.run``); ``edits`` maps a site to
+    ``fn(h) -> h'`` on the residual there, where the controllers' reads and edits go (a
+    runner that cannot edit refuses a non-empty one). Optional, read with ``getattr``: a
+    ``model`` attribute (the torch module: config, device, generation config) and a
+    ``backend`` name (only ``"hf"`` gets the pre-allocated cache). The loop passes
+    ``logits_to_keep`` only to a ``run`` that accepts it. :class:`PlainHF` and every
+    ``probes`` handle are runners.
+    """
+
+    tokenizer: Any
+
+    def run(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        edits: Mapping[Any, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+        logits_to_keep: int = 0,
+    ) -> RunnerOutput: ...
+
+
 class PlainOutput:
     """What :meth:`PlainHF.run` returns: ``logits`` and the (filled) ``past_key_values``."""
 
@@ -115,7 +161,7 @@ class PlainOutput:
 
 
 class PlainHF:
-    """Drive a plain transformers causal LM with the handle's ``run`` signature (no edits)."""
+    """Drive a plain transformers causal LM as a :class:`Runner` (no edits)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
         self.model = model
@@ -157,13 +203,15 @@ def module_of(handle: Any) -> torch.nn.Module | None:
     return mod if isinstance(mod, torch.nn.Module) else None
 
 
-def as_runner(model: Any, tokenizer: Any) -> tuple[Any, torch.nn.Module | None]:
+def as_runner(
+    model: Runner | torch.nn.Module, tokenizer: Any
+) -> tuple[Runner, torch.nn.Module | None]:
     """``(runner, module)``: a handle as it is, or a plain HF model wrapped in :class:`PlainHF`.
 
-    ``runner`` has ``.tokenizer`` and ``.run(...)``; ``module`` is the torch module (for
-    its config, device and generation config), None when the handle hides it.
+    ``runner`` is a :class:`Runner`; ``module`` is the torch module (for its config, device
+    and generation config), None when the handle hides it.
     """
-    if hasattr(model, "run") and hasattr(model, "tokenizer"):
+    if hasattr(model, "run") and hasattr(model, "tokenizer"):  # a Runner, duck-typed
         if tokenizer is not None and tokenizer is not model.tokenizer:
             raise ValueError("this handle has its own tokenizer: do not pass tokenizer=")
         return model, module_of(model)

@@ -4,9 +4,10 @@ pass@k evaluation, steering and the hybrid decoder all sample through :func:`sam
 It sits in the bottom layer (``rlvr``) and imports neither ``probes`` nor ``steering``:
 the model is duck-typed. Give it either
 
-- a *handle* — any object with ``.tokenizer`` and ``.run(input_ids, attention_mask, *,
-  edits=None, position_ids=None, past_key_values=None, use_cache=False)`` returning an
-  object with ``.logits`` (``probes.wrap(...)`` gives one for HF, nnsight and
+- a *handle* — a :class:`~rlvr.generation.forward.Runner`: any object with
+  ``.tokenizer`` and ``.run(input_ids, attention_mask, *, edits=None, position_ids=None,
+  past_key_values=None, use_cache=False, logits_to_keep=0)`` returning an object with
+  ``.logits`` and ``.past_key_values`` (``probes.wrap(...)`` gives one for HF, nnsight and
   TransformerLens models); controllers may edit the residual stream through it; or
 - a plain Hugging Face causal LM plus ``tokenizer=`` — sampling and ``select``
   controllers work; residual edits need a handle.
@@ -90,6 +91,7 @@ from .controllers import Controllers, StepContext
 from .detokenize import StopTexts, plain_decoder
 from .draws import choose_tokens, row_keys, step_uniform
 from .forward import (
+    Runner,
     as_runner,
     cache_kind,
     forward_arg_names,
@@ -203,7 +205,7 @@ def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
 
 
 def sample(
-    model: Any,
+    model: Runner | torch.nn.Module,
     prompts: Sequence[str] | Sequence[Sequence[int]] | str,
     *,
     params: SamplingParams | None = None,
@@ -349,8 +351,8 @@ def _accepts(fn, name: str) -> bool:
 
 
 def _run_batch(
-    runner,
-    module,
+    runner: Runner,
+    module: torch.nn.Module | None,
     tok,
     prompt_ids: list[list[int]],
     rows: list[tuple[int, int]],
