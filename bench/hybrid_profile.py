@@ -86,9 +86,9 @@ def main() -> None:
         summarise(pstats.Stats(args.load), args.top)
         return
 
-    from steering import hybrid_stages
     from steering.config import load_config
     from steering.experiment import Run, stage_extract, stage_passk, stage_sweep
+    from steering.scheduling.stages import stage_hybrid, stage_select
 
     overrides = {
         "experiment": {"output": args.out},
@@ -100,12 +100,12 @@ def main() -> None:
     table = stage_extract(run)
     sweep = stage_sweep(run, table)
     res["sweep"] = {k: v for k, v in sweep.items() if not k.startswith("_")}
-    res["select"] = hybrid_stages.stage_select(run, res, table)
+    res["select"] = stage_select(run, res, table)
     run.force = True  # the hybrid stage itself is always measured afresh
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    hybrid_stages.stage_hybrid(run, res, table)
+    stage_hybrid(run, res, table)
     prof.disable()
     wall = time.perf_counter() - t0
     if args.save:

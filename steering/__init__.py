@@ -16,7 +16,7 @@ from rlvr.lazy import lazy_exports
 # public name -> submodule that defines it
 _EXPORTS = {
     "OPS": "steer",
-    "POSITIONS": "steer",
+    "POSITIONS": "positions",
     "Steer": "steer",
     # the hybrid decoder (scheduling alone): routers, modes, controls
     **{

@@ -3,7 +3,7 @@
 :class:`Run` holds what every stage needs (config, task, models, sampling, the cache);
 :func:`run_experiment` runs the stages in order. The stages themselves are in
 :mod:`steering.stages` and, for the scheduling study (``select``, ``hybrid``,
-``temperature``, ``budget``), :mod:`steering.hybrid_stages`.
+``temperature``, ``budget``), :mod:`steering.scheduling.stages`.
 
 Stages (each cached under ``<output>/cache/<stage>.json``, keyed by the settings it depends
 on and the model fingerprints, so a re-run skips finished stages):
@@ -309,8 +309,8 @@ def run_experiment(
         from rlvr.text.labelling import labeller_report
 
         res["labeller"] = labeller_report(run.task.labeller)
-    from . import hybrid_stages
     from .report import write_report
+    from .scheduling.stages import STAGE_FUNCS
 
     bar = stage_bar(wanted, run.progress)
     table = sweep = None
@@ -325,14 +325,14 @@ def run_experiment(
             table = table if table is not None else stage_extract(run)
             sweep = stage_sweep(run, table)
             res["sweep"] = {k: v for k, v in sweep.items() if not k.startswith("_")}
-        elif stage in hybrid_stages.STAGE_FUNCS:
+        elif stage in STAGE_FUNCS:
             if sweep is None:
                 table = table if table is not None else stage_extract(run)
                 sweep = stage_sweep(run, table)
                 res["sweep"] = {k: v for k, v in sweep.items() if not k.startswith("_")}
             if "passk" not in res:
                 res["passk"] = stage_passk(run)
-            res[stage] = hybrid_stages.STAGE_FUNCS[stage](run, res, table)
+            res[stage] = STAGE_FUNCS[stage](run, res, table)
         elif stage == "diff":
             res["diff"] = stage_diff(run)
         elif stage == "formats":

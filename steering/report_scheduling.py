@@ -357,7 +357,7 @@ def write_plots(res: dict, out: Path) -> list[tuple[str, str]]:
 
 def attach_comparisons(res: dict) -> None:
     """Add the paired timing comparisons to ``res["hybrid"]`` (computed, not cached)."""
-    from .hybrid_stages import timing_comparisons
+    from .scheduling.stages import timing_comparisons
 
     hy = res.get("hybrid")
     if hy and hy.get("runs") and "acc_base_per_problem" in hy:

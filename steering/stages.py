@@ -1,5 +1,5 @@
 """The runner's stages (all but the scheduling study's, which are in
-:mod:`steering.hybrid_stages`): each takes the :class:`~steering.experiment.Run` and returns
+:mod:`steering.scheduling.stages`): each takes the :class:`~steering.experiment.Run` and returns
 what lands in ``results.json``, cached through :meth:`Run.cached <steering.experiment.Run.cached>`
 under a key of the settings it depends on.
 

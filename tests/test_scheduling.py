@@ -23,6 +23,7 @@ from steering import (
     TimingRandomRouter,
     router_quality,
 )
+from steering.hybrid.quality import resampled_aurocs
 from steering.hybrid.records import HybridGeneration
 from steering.recovery import recovery_difference
 
@@ -195,6 +196,85 @@ def test_router_quality_against_hand_computed_values():
     assert q["auroc"] == pytest.approx(6 / 9)
     lo, hi = q["auroc_ci"]
     assert 0 <= lo <= hi <= 1
+
+
+def _one_class(y) -> bool:
+    return bool(y.all() or not y.any())
+
+
+def test_resampled_aurocs_equal_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n, n_groups = int(rng.integers(2, 200)), int(rng.integers(1, 12))
+        group = rng.integers(0, n_groups, n)
+        y = rng.random(n) < rng.uniform(0.1, 0.9)
+        # few distinct scores: many ties, within and across classes (half the trials)
+        s = rng.integers(0, 5, n) / 4 if trial % 2 else rng.random(n)
+        picks = rng.integers(0, n_groups, (40, n_groups))
+        got = resampled_aurocs(y, s, group, picks)
+        for b, pick in enumerate(picks):
+            idx = np.concatenate([np.flatnonzero(group == k) for k in pick])
+            if _one_class(y[idx]):
+                assert np.isnan(got[b])
+            else:
+                assert abs(got[b] - roc_auc_score(y[idx], s[idx])) <= 1e-12
+
+
+def _generations(groups):
+    """One generation per list of (truth, score) pairs, all at label ``check``."""
+    gens = []
+    for i, pairs in enumerate(groups):
+        steps = [
+            (t, "check" if y else None, None, {"check": sc}) for t, (y, sc) in enumerate(pairs)
+        ]
+        gens.append(HybridGeneration(i, 0, "", [], [], "eos", steps))
+    return gens
+
+
+def _ci_by_resample(gens, n_boot, seed):
+    """The AUROC CI drawn one resample at a time: a resample of generations with one class
+    has no AUROC and is left out; none left, no CI."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.array([gt == "check" for g in gens for _, gt, _, _ in g.steps])
+    s = np.array([sc["check"] for g in gens for *_, sc in g.steps])
+    g = np.array([i for i, gen in enumerate(gens) for _ in gen.steps])
+    rng = np.random.default_rng(seed)
+    groups = np.unique(g)
+    vals = []
+    for _ in range(n_boot):
+        pick = rng.choice(groups, size=len(groups), replace=True)
+        idx = np.concatenate([np.flatnonzero(g == k) for k in pick])
+        if not _one_class(y[idx]):
+            vals.append(roc_auc_score(y[idx], s[idx]))
+    ci = [np.percentile(vals, 2.5), np.percentile(vals, 97.5)] if vals else None
+    return ci, n_boot - len(vals)
+
+
+class _Result:
+    def __init__(self, gens):
+        self.generations = gens
+
+
+def test_router_quality_ci_is_the_resample_by_resample_ci_one_class_resamples_left_out():
+    rng = np.random.default_rng(3)
+    # generations holding one class only, so that some resamples hold one class
+    groups = [
+        [(k % 3 == 0, round(float(rng.random()), 1)) for _ in range(int(rng.integers(1, 6)))]
+        for k in range(6)
+    ]
+    gens = _generations(groups)
+    want, n_one_class = _ci_by_resample(gens, 300, seed=7)
+    assert n_one_class > 0 and want is not None
+    got = router_quality(_Result(gens), ["check"], n_boot=300, seed=7)["check"]["auroc_ci"]
+    assert got == pytest.approx(want, abs=1e-12)
+    # two generations, one class each: a seed whose every resample holds one class gets no CI
+    gens = _generations([[(True, 0.9), (True, 0.4)], [(False, 0.5)]])
+    seed = next(k for k in range(200) if _ci_by_resample(gens, 3, seed=k)[0] is None)
+    q = router_quality(_Result(gens), ["check"], n_boot=3, seed=seed)["check"]
+    assert q["auroc"] == pytest.approx(0.5) and q["auroc_ci"] is None
 
 
 def test_recovery_difference_is_paired():
