@@ -285,3 +285,48 @@ def test_recovery_difference_is_paired():
     assert d == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
     with pytest.raises(ValueError, match="not better"):
         recovery_difference(a, b, rl, base)
+
+
+_TIMING_CONTROL_RUN = """
+import json, probes
+from pathlib import Path
+from rlvr.organism import checkpoint
+from rlvr.tasks import load_task
+from steering import GroundTruthRouter, HybridDecoder, TimingRandomRouter
+root = Path({root!r})
+task = load_task("organism", {{"test": root / "data/organism-sharpening/splits/test.jsonl"}},
+                 root / "data/organism-sharpening/recipe.toml")
+base = probes.wrap(checkpoint("base"))
+prompts = [task.prompt(p) for p in task.problems("test", "main")[:2]]
+kw = dict(n=2, temperature=1.0, max_new_tokens=task.max_new_tokens, seed=0, progress=False)
+labels = ["check", "answer", "stepwise", "direct", "step"]
+gt = HybridDecoder(base, GroundTruthRouter(task), task=task, mode="handoff", labels=labels)
+rates = gt.generate(prompts, **kw).eligible_rates
+ctl = HybridDecoder(base, TimingRandomRouter(rates, task, seed=3), task=task, mode="handoff",
+                    labels=labels)
+out = ctl.generate(prompts, **kw)
+print(json.dumps({{"rates": list(rates.items()), "texts": out.texts,
+                  "steps": [list(s[3]) for g in out.generations for s in g.steps]}}))
+"""
+
+
+def test_the_timing_control_is_the_same_under_any_hash_seed():
+    """Labels come from sets (``can_begin``); their order must not follow Python's hash seed,
+    or the control's draws, and its result, change from one process to the next."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = _TIMING_CONTROL_RUN.format(root=str(ROOT))
+    outs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1"}
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        outs.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    assert [k for k, _ in outs[0]["rates"]] == sorted(k for k, _ in outs[0]["rates"])
+    assert any(v > 0 for _, v in outs[0]["rates"])
+    assert outs[0] == outs[1]

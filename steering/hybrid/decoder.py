@@ -19,8 +19,8 @@ label). Without it a schedule is diluted by the base's own habits.
 
 Controls: ``rerank`` (on firing, the router model's favourite among the base's unsteered
 top-``rerank_k``; no vector), ``random_vectors`` and ``bias_only`` (steer mode). The
-random-timing controls are routers (:class:`~steering.hybrid.routers.TimingRandomRouter`,
-:class:`~steering.hybrid.routers.AnyPositionRandomRouter`) built from a real run's
+random-timing controls are routers (:class:`~steering.hybrid.random_routers.TimingRandomRouter`,
+:class:`~steering.hybrid.random_routers.AnyPositionRandomRouter`) built from a real run's
 :attr:`HybridResult.eligible_rates` / ``steered_fraction``.
 
 Given ``task`` (anything with ``segment_start``, ``can_begin`` and optionally a

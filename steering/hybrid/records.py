@@ -101,7 +101,8 @@ class HybridResult:
     @property
     def eligible_rates(self) -> dict[Hashable, float]:
         """Per label: firings / positions where it could begin (from the per-step records,
-        which exist when the decoder was given a task). What the timing control matches."""
+        which exist when the decoder was given a task), in the order of the labels' names:
+        what the timing control matches, and the order it draws them in."""
         fired: Counter = Counter()
         eligible: Counter = Counter()
         for g in self.generations:
@@ -109,7 +110,7 @@ class HybridResult:
                 eligible.update(scores.keys())
                 if d is not None and d in scores:
                     fired[d] += 1
-        return {k: fired[k] / eligible[k] for k in eligible}
+        return {k: fired[k] / eligible[k] for k in sorted(eligible, key=str)}
 
     def by_prompt(self) -> list[list[str]]:
         """Texts grouped per prompt."""

@@ -351,8 +351,9 @@ class HybridRun:
         for r, (gt, can) in enumerate(per_row):
             if not view.live[r]:
                 continue
+            labs = sorted(can, key=str)  # a set's order changes with the hash seed
             if scores is not None:
-                s = {lab: float(scores[r].get(lab, 0.0)) for lab in can}
+                s = {lab: float(scores[r].get(lab, 0.0)) for lab in labs}
             else:
-                s = {lab: float(decision[r] == lab) for lab in can}
+                s = {lab: float(decision[r] == lab) for lab in labs}
             ctx.extra[r].setdefault(STEPS_KEY, []).append((view.step, gt, decision[r], s))
