@@ -49,7 +49,7 @@ GROUPS = {
         and fn in ("segment_start", "can_begin", "schedule")
     ),
     "model runs": lambda f, fn: (
-        fn == "run" and f.endswith(("probes/handles.py", "rlvr/generation/forward.py"))
+        fn == "run" and f.endswith(("probes/handles/base.py", "rlvr/generation/forward.py"))
     ),
 }
 

@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .auroc import resampled_aurocs
 from .extract import ActivationTable
 from .fit import label_and_baseline
 from .sites import Site
@@ -110,14 +111,13 @@ def make_probe(kind: str = "diffmean", seed: int = 0):
 def _boot_auc(
     y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float
 ) -> tuple[float, float]:
-    vals = []
+    """Percentile CI of the AUROC over ``n_boot`` resamples of the positions (one
+    ``rng.integers`` draw per resample); resamples holding one class are left out."""
     n = len(y)
-    for _ in range(n_boot):
-        i = rng.integers(0, n, n)
-        if len(np.unique(y[i])) < 2:
-            continue
-        vals.append(roc_auc_score(y[i], s[i]))
-    if not vals:
+    picks = np.array([rng.integers(0, n, n) for _ in range(n_boot)]).reshape(n_boot, n)
+    vals = resampled_aurocs(y, s, np.arange(n), picks)
+    vals = vals[~np.isnan(vals)]
+    if not len(vals):
         return float("nan"), float("nan")
     a = (1 - ci) / 2
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
