@@ -1,5 +1,5 @@
-"""The study's probe routers: a logistic regression on the base's activations at the
-steering site, fitted on dev traces. ``probe`` learns where the RL model begins each segment
+"""The study's probe routers: a logistic regression on the base's standardised activations
+at the steering site (the layer sweep's ``logistic`` probe), fitted on dev traces. ``probe`` learns where the RL model begins each segment
 in its own traces; ``base_probe`` learns the ground-truth schedule over the base's traces."""
 
 from __future__ import annotations
@@ -47,8 +47,6 @@ def _schedule_spans(traces, tokenizer, schedule) -> list[probes.LabeledTrace]:
 
 
 def _fit_probe_router(run, traces, site: Site, labels: list[str], model=None):
-    from sklearn.linear_model import LogisticRegression
-
     table = probes.extract(
         run.model("base"), traces, [site], "decision", rest=False, progress=False
     )
@@ -56,7 +54,8 @@ def _fit_probe_router(run, traces, site: Site, labels: list[str], model=None):
     present = sorted(set(y.tolist()) & set(labels))
     if not present or len(set(y.tolist())) < 2:
         return None, "its training data holds none of the hybrid labels, or a single class"
-    clf = LogisticRegression(max_iter=2000, random_state=run.seed).fit(table.X(site).numpy(), y)
+    # the layer sweep's logistic probe (standardised features, then a logistic regression)
+    clf = probes.make_probe("logistic", run.seed).fit(table.X(site).numpy(), y)
     router = ProbeRouter(
         clf, site, labels={c: (c if c in present else None) for c in clf.classes_}, model=model
     )
