@@ -8,7 +8,7 @@ from conftest import char_tokenizer, tiny_model
 
 import probes
 from rlvr import Samples, sample
-from rlvr.generation.sampling import StepContext
+from rlvr.generation.controllers import StepContext
 
 ARCHS = ["llama", "qwen2", "gpt2"]
 # Different lengths, so a batch is left-padded.
@@ -67,7 +67,7 @@ def _same_draws_up_to_cdf_edges(a: Draws, b: Draws, seed: int, temperature: floa
     only at a step whose uniform number lies within float rounding of a CDF edge between
     the two tokens (after that the rows continue from different tokens).
     """
-    from rlvr.generation.sampling import row_keys, step_uniform
+    from rlvr.generation.draws import row_keys, step_uniform
 
     diverged = 0
     for (i, j), steps in a.rows.items():
@@ -111,7 +111,7 @@ def test_same_seed_same_samples_and_batch_size_does_not_matter(handles):
 
 
 def test_uniforms_do_not_depend_on_the_batch():
-    from rlvr.generation.sampling import row_keys, step_uniform
+    from rlvr.generation.draws import row_keys, step_uniform
 
     pi, si = torch.tensor([0, 0, 1, 3, 3]), torch.tensor([0, 1, 0, 2, 5])
     whole = step_uniform(row_keys(11, pi, si), 4)
@@ -374,7 +374,7 @@ def test_bad_arguments_fail_early(handles):
 
 
 def test_non_finite_logits_are_refused():
-    from rlvr.generation.sampling import choose_tokens
+    from rlvr.generation.draws import choose_tokens
 
     logits = torch.tensor([[0.0, float("nan"), 1.0]])
     with pytest.raises(ValueError, match="non-finite logits"):
@@ -393,7 +393,7 @@ def test_prompt_plus_new_tokens_beyond_the_position_limit_is_refused(handles, ar
     assert len(ok.token_ids[0]) == 55  # exactly at the limit is fine
 
 
-def test_the_loop_module_still_exports_the_names_that_moved_out():
+def test_each_piece_of_the_loop_is_exported_from_its_own_module_only():
     import rlvr.generation.controllers
     import rlvr.generation.draws
     import rlvr.generation.forward
@@ -409,9 +409,8 @@ def test_the_loop_module_still_exports_the_names_that_moved_out():
         "position_ids_from_mask": rlvr.generation.forward,
     }
     for name, home in homes.items():
-        assert name in rlvr.generation.sampling.__all__
-        assert getattr(rlvr.generation.sampling, name) is getattr(home, name)
-    assert {"Samples", "sample"} <= set(rlvr.generation.sampling.__all__)
+        assert name in home.__all__ and getattr(home, name).__module__ == home.__name__
+    assert rlvr.generation.sampling.__all__ == ["Samples", "sample"]
 
 
 # -- texts kept a token at a time ---------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import probes
-from rlvr.generation.sampling import choose_tokens, row_keys, step_uniform
+from rlvr.generation.draws import choose_tokens, row_keys, step_uniform
 from rlvr.organism import checkpoint
 from rlvr.tasks import MathTask, load_task
 from steering import (

@@ -69,8 +69,7 @@ The controller protocol (``setup``, ``before``, ``reads``, ``edits``, ``select``
 ``after``, and the :class:`~rlvr.generation.controllers.StepContext` they see) is documented in
 :mod:`rlvr.generation.controllers`; the forward functions shared with ``probes.handles`` are in
 :mod:`rlvr.generation.forward`; the sampling settings are one :class:`~rlvr.generation.sampling_params.SamplingParams`
-(or the same loose keywords). This module re-exports the names it exported before those
-moved.
+(or the same loose keywords).
 """
 
 # Over 400 lines on purpose: what is left here is the loop itself (``sample``: settings,
@@ -94,24 +93,12 @@ from .forward import (
     Runner,
     as_runner,
     cache_kind,
-    forward_arg_names,
     new_cache,
     position_ids_from_mask,
 )
 from .sampling_params import UNSET, SamplingParams, resolve_params
 
-__all__ = [
-    "Samples",
-    "SamplingParams",
-    "StepContext",
-    "choose_tokens",
-    "forward_arg_names",
-    "new_cache",
-    "position_ids_from_mask",
-    "row_keys",
-    "sample",
-    "step_uniform",
-]
+__all__ = ["Samples", "sample"]
 
 FINISH_REASONS = ("stop", "eos", "length")
 
