@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_handles_and_the_loop_use_the_forward_module():
     for name in ("forward_arg_names", "new_cache", "position_ids_from_mask"):
-        assert not hasattr(probes.handles, name)  # one home: imported from fwd, not probes
-        # still importable from the loop, where they were public before
-        assert getattr(rlvr.generation.sampling, name) is getattr(fwd, name)
+        # one home: imported from the forward module, exported by neither user
+        assert name in fwd.__all__
+        assert not hasattr(probes.handles, name)
+        assert name not in rlvr.generation.sampling.__all__
 
 
 def test_the_probes_package_does_not_load_the_sampling_loop():
