@@ -1,5 +1,7 @@
-"""rlvr: the RL side — the one generation loop, pass@k and friends, weight diffs, format
-shares, reasoning text, answer checking, dataset loaders and the model organism.
+"""rlvr: the RL side, in floors (imports flow downward only): ``generation`` (the one
+generation loop), ``measures`` (pass@k and friends, weight diffs, format shares), ``text``
+(answer checking, the reasoning-text labellers, dataset loaders), ``organism`` (the model
+organisms and the RL claims) and ``tasks`` (the registry of every task) on top.
 
 Names are imported on first use, so importing a torch-free part (e.g. ``rlvr.tasks`` from
 config validation) does not pull in torch.

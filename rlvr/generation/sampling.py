@@ -1,7 +1,12 @@
 """The one generation loop: batched, KV-cached sampling with seeds, stop strings and controllers.
 
+Over 400 lines on purpose: what is left here is the loop itself (``sample``: settings,
+batching and the final texts; ``_run_batch``: one batch's steps) and the docstring of the
+conventions both keep. Draws, the forward functions, the controller protocol and the
+settings record already live in their own modules.
+
 pass@k evaluation, steering and the hybrid decoder all sample through :func:`sample`.
-It sits in the bottom layer (``rlvr``) and imports neither ``probes`` nor ``steering``:
+It sits on the bottom floor (``rlvr.generation``) and imports neither ``probes`` nor ``steering``:
 the model is duck-typed. Give it either
 
 - a *handle* — a :class:`~rlvr.generation.forward.Runner`: any object with
@@ -71,11 +76,6 @@ The controller protocol (``setup``, ``before``, ``reads``, ``edits``, ``select``
 :mod:`rlvr.generation.forward`; the sampling settings are one :class:`~rlvr.generation.sampling_params.SamplingParams`
 (or the same loose keywords).
 """
-
-# Over 400 lines on purpose: what is left here is the loop itself (``sample``: settings,
-# batching and the final texts; ``_run_batch``: one batch's steps) and the docstring of
-# the conventions both keep. Draws, the forward functions, the controller protocol and the
-# settings record already live in their own modules.
 
 from __future__ import annotations
 
