@@ -226,6 +226,16 @@ def test_tiny_claims_train_and_record(tiny_claims):
     log = [json.loads(x) for x in (out / "logs" / "tiny-random.jsonl").read_text().splitlines()]
     assert len(log) == 1  # four updates from one generation batch
     assert {"reward", "verified", "formats"} <= set(log[0])
+    rl = record["runs"]["tiny-rl"]  # how the rollouts were drawn, in the loop's words
+    budget = load_task().budget
+    assert rl["rollouts"] == {
+        "n": 4,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_new_tokens": budget + 1,
+        "stop": [],
+        "seed": rl["seed"],
+    }
     sft = record["runs"]["tiny-sft"]
     assert set(sft["updates"]) == {"1", "2"}
     assert 0 < sft["updates"]["1"]["bf16_updated"] <= sft["updates"]["2"]["bf16_updated"] <= 1

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..generation.sampling_params import SamplingParams
 from .rewards import REWARDS, make_reward
 from .task import FORMATS, OTHER, PermutationChain, Problem
 from .trl_runs import cpu_trainer_args, load_base, save_trained, snapshot_callback
@@ -75,6 +76,18 @@ class RLSpec:
                 f"steps_per_generation={self.steps_per_generation} must divide the generation "
                 f"batch (prompts_per_step x group = {self.prompts_per_step * self.group})"
             )
+
+    def rollouts(self, task: PermutationChain, seed: int) -> SamplingParams:
+        """How each prompt's rollouts are drawn, as the loop's settings record: ``group``
+        samples at ``temperature``, no top-p truncation, up to the task's budget plus the
+        closing ``<eos>``. GRPO's config is filled from it, and the run records it."""
+        return SamplingParams(
+            n=self.group,
+            temperature=self.temperature,
+            top_p=1.0,
+            max_new_tokens=task.budget + 1,
+            seed=seed,
+        )
 
 
 class _RewardLog:
@@ -159,7 +172,8 @@ def grpo_train(
 ) -> dict[str, Any]:
     """Run GRPO from the checkpoint in ``base_dir`` on ``problems``; save to ``out_dir``.
 
-    Returns ``{"seconds", "steps", "seed"}``. Uses one CPU process (``use_cpu=True``,
+    Returns ``{"seconds", "steps", "seed", "rollouts"}`` (``rollouts``: how the rollouts
+    were drawn, :meth:`RLSpec.rollouts` as a dict). Uses one CPU process (``use_cpu=True``,
     fp32, no gradient checkpointing). ``snapshots`` lists optimiser steps after which the
     weights are also saved, to ``snapshot_dir/step-<N>`` (for update measurements over
     training); a repeated problem list (one problem many times) is one-example RL.
@@ -180,6 +194,7 @@ def grpo_train(
         bar = tqdm(total=spec.steps, desc=f"grpo seed {seed}", leave=False)
     reward = _RewardLog(task, Path(log_path), bar, reward=spec.reward, seed=seed)
     callbacks = [snapshot_callback(snapshots, snapshot_dir)] if snapshots else []
+    rollouts = spec.rollouts(task, seed)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         config = GRPOConfig(
@@ -191,10 +206,10 @@ def grpo_train(
             * spec.group
             // spec.steps_per_generation,
             steps_per_generation=spec.steps_per_generation,
-            num_generations=spec.group,
-            max_completion_length=task.budget + 1,
-            temperature=spec.temperature,
-            top_p=1.0,
+            num_generations=rollouts.n,
+            max_completion_length=rollouts.max_new_tokens,
+            temperature=rollouts.temperature,
+            top_p=rollouts.top_p,
             top_k=0,
             warmup_steps=spec.warmup_steps,
             beta=spec.beta,
@@ -216,4 +231,4 @@ def grpo_train(
     if bar is not None:
         bar.close()
     save_trained(model, tokenizer, out_dir)
-    return {"seconds": seconds, "steps": spec.steps, "seed": seed}
+    return {"seconds": seconds, "steps": spec.steps, "seed": seed, "rollouts": rollouts.to_dict()}
