@@ -152,38 +152,69 @@ def stage_extract(run: Run) -> probes.ActivationTable:
     return table
 
 
-def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
-    sw = run.cfg.sweep
-    from probes.probe import MIN_PER_CLASS
+def _table_sha(table: probes.ActivationTable) -> str:
+    """A hash of an activation table's contents (activations, labels, trace ids)."""
+    h = hashlib.sha256()
+    for site in sorted(table.acts, key=lambda s: s.name):
+        h.update(site.name.encode())
+        h.update(table.acts[site].contiguous().numpy().tobytes())
+    h.update(json.dumps(table.labels).encode())
+    h.update(table.trace_ids.numpy().tobytes())
+    return h.hexdigest()
 
-    counts = {x: int(table.mask(x).sum()) for x in table.label_names}
-    labels = [x for x, c in counts.items() if c >= MIN_PER_CLASS]
-    too_few = {x: c for x, c in counts.items() if c < MIN_PER_CLASS}
-    res = probes.layer_sweep(
-        table,
-        labels,
-        probe=sw.probe,
-        baseline=run.cfg.extract.baseline,
-        folds=sw.folds,
-        n_random=sw.n_random,
-        n_boot=sw.n_boot,
-        seed=run.seed,
-    )
+
+def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
+    """The layer sweep and one vector per label, cached by the table's contents and the
+    settings; a cached sweep whose vector files are gone or changed is computed again."""
+    sw = run.cfg.sweep
+    e = run.cfg.extract
+    from probes.probe import MIN_PER_CLASS, SweepResult, SweepRow
+
     vec_dir = run.out / "vectors"
-    vectors = {}
-    for label in labels:
-        v = probes.fit(
-            table, label, method=run.cfg.extract.method, baseline=run.cfg.extract.baseline
+    key = ["sweep", _table_sha(table), asdict(sw), e.method, e.baseline, run.seed, MIN_PER_CLASS]
+
+    def compute() -> dict:
+        counts = {x: int(table.mask(x).sum()) for x in table.label_names}
+        labels = [x for x, c in counts.items() if c >= MIN_PER_CLASS]
+        too_few = {x: c for x, c in counts.items() if c < MIN_PER_CLASS}
+        res = probes.layer_sweep(
+            table,
+            labels,
+            probe=sw.probe,
+            baseline=e.baseline,
+            folds=sw.folds,
+            n_random=sw.n_random,
+            n_boot=sw.n_boot,
+            seed=run.seed,
         )
-        vectors[label] = str(v.save(vec_dir / f"{label}.safetensors"))
-    vector_sha = {lab: file_sha(p) for lab, p in vectors.items()}
+        vectors = {}
+        for label in labels:
+            v = probes.fit(table, label, method=e.method, baseline=e.baseline)
+            vectors[label] = str(v.save(vec_dir / f"{label}.safetensors"))
+        return {
+            "result": res.to_dict(),
+            "vectors": vectors,
+            "vector_sha": {lab: file_sha(p) for lab, p in vectors.items()},
+            "best_site": {lab: res.best_site(lab).name for lab in labels},
+            "too_few_rows": too_few,  # labels left out: fewer rows than a probe can be judged on
+        }
+
+    got = run.cached("sweep", key, compute)
+    if any(
+        not Path(p).is_file() or file_sha(p) != got["vector_sha"][lab]
+        for lab, p in got["vectors"].items()
+    ):  # the vectors a cached sweep names are gone or were changed: make them again
+        run.cache_log.pop("sweep", None)
+        (run.out / "cache" / "sweep.json").unlink(missing_ok=True)
+        got = run.cached("sweep", key, compute)
+    r = got["result"]
+    result = SweepResult(
+        [SweepRow(**row) for row in r["rows"]], r["probe"], r["baseline"], r["folds"], r["seed"]
+    )
     return {
-        "rows": [r.__dict__ for r in res.rows],
-        "vectors": vectors,
-        "vector_sha": vector_sha,
-        "best_site": {lab: res.best_site(lab).name for lab in labels},
-        "too_few_rows": too_few,  # labels left out: fewer rows than a probe can be judged on
-        "_result": res,
+        "rows": r["rows"],
+        **{k: got[k] for k in ("vectors", "vector_sha", "best_site", "too_few_rows", "seconds")},
+        "_result": result,
     }
 
 

@@ -126,6 +126,22 @@ def test_rerun_uses_the_cache_and_keeps_other_stages(tiny_run):
     assert disk["cache"] == {"passk": "hit", "diff": "hit"}
 
 
+def test_the_sweep_is_cached_and_made_again_when_a_vector_changes(tiny_run):
+    out, res, cfg = tiny_run
+    assert res["cache"]["sweep"] == "computed"
+    again = run_experiment(cfg, stages=["sweep"], progress=False)
+    assert again["cache"] == {"extract": "hit", "sweep": "hit"}
+    assert again["sweep"]["rows"] == res["sweep"]["rows"]
+    assert (out / "sweep.png").exists()  # the plot comes from the cached rows too
+    vec = Path(next(iter(res["sweep"]["vectors"].values())))
+    good = vec.read_bytes()
+    vec.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # a vector changed on disk
+    third = run_experiment(cfg, stages=["sweep"], progress=False)
+    assert third["cache"]["sweep"] == "computed"
+    assert vec.read_bytes() == good
+    assert third["sweep"]["rows"] == res["sweep"]["rows"]
+
+
 def test_changed_settings_miss_the_cache(tiny_run):
     out, res, cfg = tiny_run
     changed = load_config(
