@@ -214,12 +214,21 @@ class Run:
         return out
 
     # -- cache -------------------------------------------------------------------------
-    def cached(self, stage: str, key: Any, fn: Callable[[], dict]) -> dict:
+    def cached(
+        self,
+        stage: str,
+        key: Any,
+        fn: Callable[[], dict],
+        valid: Callable[[dict], bool] | None = None,
+    ) -> dict:
+        """``fn()``'s value, kept in ``cache/<stage>.json`` under a hash of ``key``. A kept
+        value is used when its key matches and ``valid`` (if given) accepts it, e.g. the
+        files it names are still there; otherwise it is computed again."""
         path = self.out / "cache" / f"{stage}.json"
         k = key_hash(key)
         if path.exists() and not self.force:
             d = json.loads(path.read_text())
-            if d.get("key") == k:
+            if d.get("key") == k and (valid is None or valid(d["value"])):
                 self.cache_log[stage] = "hit"
                 if self.progress:
                     print(f"[{stage}] cached")

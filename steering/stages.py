@@ -199,14 +199,13 @@ def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
             "too_few_rows": too_few,  # labels left out: fewer rows than a probe can be judged on
         }
 
-    got = run.cached("sweep", key, compute)
-    if any(
-        not Path(p).is_file() or file_sha(p) != got["vector_sha"][lab]
-        for lab, p in got["vectors"].items()
-    ):  # the vectors a cached sweep names are gone or were changed: make them again
-        run.cache_log.pop("sweep", None)
-        (run.out / "cache" / "sweep.json").unlink(missing_ok=True)
-        got = run.cached("sweep", key, compute)
+    def vectors_intact(value: dict) -> bool:  # the vector files it names, unchanged
+        return all(
+            Path(p).is_file() and file_sha(p) == value["vector_sha"][lab]
+            for lab, p in value["vectors"].items()
+        )
+
+    got = run.cached("sweep", key, compute, valid=vectors_intact)
     r = got["result"]
     result = SweepResult(
         [SweepRow(**row) for row in r["rows"]], r["probe"], r["baseline"], r["folds"], r["seed"]
