@@ -19,6 +19,12 @@ same number of tokens). Methods, measured in the same run, alternating each roun
     python bench/hybrid.py [--repeats 3] [--batch 16] [--new 128] [--threads 1]
                            [--layers 4] [--d-model 256] [--device cpu] [--check]
 
+What bounds the ratio is printed beside it, measured in the same run (median over
+``--repeats`` further runs): the seconds base-only sampling and the steer hybrid spend inside
+the models' forwards (the hybrid's: the base's, with its steering hook, and the router
+model's). The hybrid's forwards / base-only's wall time is what a hybrid loop with no cost
+of its own would reach.
+
 ``--check`` first verifies, on the chosen device, that a handoff hybrid firing at every
 token reproduces the router model's own decoding, that one never firing reproduces the
 base, and that the cached hybrid (unless_base, handoff) matches the recompute one.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -40,7 +47,7 @@ from rlvr.generation.sampling import sample
 from steering.hybrid import HybridDecoder, ModelRouter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import timed_round_robin  # noqa: E402
+from _common import forward_seconds, timed, timed_round_robin  # noqa: E402
 
 
 def segment_start(prefix: str, next_text: str) -> str | None:
@@ -179,6 +186,23 @@ def main() -> None:
             f"{kind} cache: hybrid steer {t[f'hybrid steer, {kind}'] / t[f'base, {kind}']:.2f}x "
             f"base; {t[f'base, {kind}'] / t['base']:.2f}x the default's base time"
         )
+    inside: dict[str, list[tuple[float, float]]] = {"base": [], "hybrid steer": []}
+    for _ in range(args.repeats):
+        for name, handles in (("base", (base,)), ("hybrid steer", (base, rl))):
+            with forward_seconds(*handles) as fwd:
+                wall = timed(fns[name])
+            inside[name].append((fwd["seconds"], wall))
+    (fb, wb), (fh, wh) = (
+        tuple(statistics.median(x) for x in zip(*inside[k])) for k in ("base", "hybrid steer")
+    )
+    print(
+        f"inside the forwards: base {fb:.3f} s of {wb:.3f} s ({fb / wb:.0%}); hybrid steer "
+        f"{fh:.3f} s of {wh:.3f} s ({fh / wh:.0%}; base + router model)"
+    )
+    print(
+        f"bound: the hybrid's forwards alone / base-only = {fh / wb:.2f}x (a hybrid loop that "
+        f"cost nothing would reach this); its forwards / base's forwards {fh / fb:.2f}x"
+    )
     if "hybrid recompute" in t:
         speedup = t["hybrid recompute"] / t["hybrid steer"]
         print(f"cached hybrid is {speedup:.1f}x faster than the recompute hybrid (timed once)")

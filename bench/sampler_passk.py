@@ -19,6 +19,12 @@ warm-up):
 All decode the rows of one batch together; ``generate`` keeps every row to the end of its
 batch, the sampler drops finished rows. Target: the sampler >= 3x faster than ``generate``.
 
+What bounds the ratio is printed beside it, measured in the same run: the row-steps each
+method decodes (a row-step: one row through one forward), and the seconds the sampler
+spends inside the model's forwards (median over ``--repeats`` further runs).
+``generate`` / those seconds is the most any loop around these forwards could reach: a
+loop with no cost of its own.
+
     python bench/sampler_passk.py [--problems 64] [--n 64] [--batch 1024] [--repeats 3]
                                   [--threads 1] [--device cpu]
 """
@@ -27,12 +33,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import timed_round_robin  # noqa: E402
+from _common import forward_seconds, timed, timed_round_robin  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -79,11 +86,14 @@ def main() -> None:
     def ours(cache=True):
         return lambda: sample(handle, prompts, use_cache=cache, **kw)
 
+    generate_row_steps = [0]
+
     def hf_generate():
+        generate_row_steps[0] = 0
         with torch.no_grad():
             for s in range(0, len(rows), args.batch):
                 enc = tok(rows[s : s + args.batch], return_tensors="pt", padding=True)
-                model.generate(
+                out = model.generate(
                     **enc.to(args.device),
                     do_sample=True,
                     temperature=1.0,
@@ -93,12 +103,17 @@ def main() -> None:
                     eos_token_id=tok.eos_token_id,
                     pad_token_id=tok.pad_token_id,
                 )
+                width = enc["input_ids"].shape
+                generate_row_steps[0] += width[0] * (out.shape[1] - width[1])
 
     import rlvr.generation.forward
 
     # a checkout from before the cache choice (for before/after runs) has one cache only
     kinds = getattr(rlvr.generation.forward, "CACHE_KINDS", ())
-    out = ours()()
+    row_steps = []
+    out = sample(
+        handle, prompts, callback=lambda t, ctx: row_steps.append(ctx.input_ids.shape[0]), **kw
+    )
     same = all(ours(k)().token_ids == out.token_ids for k in kinds)
     lengths = [len(t) for t in out.token_ids]
     print(
@@ -118,6 +133,26 @@ def main() -> None:
         print(f"{k:16s} {v:7.3f} s  HF generate / this {t['HF generate'] / v:5.2f}x")
     ratio = t["HF generate"] / t["sample"]
     print(f"target: sample >= 3x faster than HF generate -> {ratio:.2f}x")
+    walls, inside = [], []
+    for _ in range(args.repeats):
+        with forward_seconds(handle) as fwd:
+            walls.append(timed(ours()))
+        inside.append(fwd["seconds"])
+    wall, fwd_s = statistics.median(walls), statistics.median(inside)
+    ideal = sum(lengths)
+    print(
+        f"row-steps: HF generate {generate_row_steps[0]}, sample {sum(row_steps)} "
+        f"(each row's own tokens: {ideal}); generate / sample "
+        f"{generate_row_steps[0] / sum(row_steps):.2f}x"
+    )
+    print(
+        f"the sampler inside the model's forwards: {fwd_s:.3f} s of {wall:.3f} s "
+        f"({fwd_s / wall:.0%}); the loop's own work {wall - fwd_s:.3f} s"
+    )
+    print(
+        f"bound: HF generate / the sampler's forwards alone = "
+        f"{t['HF generate'] / fwd_s:.2f}x (a loop that cost nothing would reach this)"
+    )
     if kinds:
         print(f"static / dynamic cache: {t['sample, static'] / t['sample, dynamic']:.2f}x")
 
