@@ -144,17 +144,23 @@ def recovery_difference(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    min_gap: float = 0.02,
 ) -> tuple[float, tuple[float, float]]:
     """Recovery of ``a`` minus recovery of ``b`` on the same problems, with a paired
     bootstrap CI over problems (e.g. a router against its random-timing control). The gap
-    must be one :func:`recovery` accepts."""
+    must be one :func:`recovery` accepts with the same ``min_gap``."""
     a, b = _per_problem(acc_a, "acc_a"), _per_problem(acc_b, "acc_b")
     base, rl = _per_problem(acc_base, "acc_base"), _per_problem(acc_rl, "acc_rl")
     if not (a.shape == b.shape == base.shape == rl.shape):
         raise ValueError("the four accuracies must cover the same problems in the same order")
+    if min_gap < 0:
+        raise ValueError(f"min_gap must be >= 0, got {min_gap!r}")
     gap = float(rl.mean() - base.mean())
-    if gap <= 1e-12:
-        raise ValueError(f"the RL model is not better than the base (gap {gap:+.4f})")
+    if gap < max(min_gap, 1e-12):
+        raise ValueError(
+            f"acc_rl exceeds acc_base by {gap:+.4f}, less than min_gap={min_gap}: there is no "
+            "RL gain to compare recoveries on (recovery refuses this gap too)"
+        )
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, a.size, size=(n_boot, a.size))
     bgap = rl[idx].mean(1) - base[idx].mean(1)

@@ -532,3 +532,55 @@ def test_row_texts_give_what_a_whole_decode_gives(which):
             assert got[cands.index(t)] == want
         texts.append(key, t)
     assert texts.prefix(key) == tok.decode(ids, skip_special_tokens=True)
+
+
+class _SpaceVowels:
+    """A task whose 'v' can begin only after a space, and 'c' (any consonant) anywhere."""
+
+    labels = ("v", "c")
+
+    def segment_start(self, prefix: str, nxt: str):
+        c = nxt[:1]
+        if c in "aeiou" and prefix.endswith(" "):
+            return "v"
+        if c and c in string.ascii_lowercase and c not in "aeiou":
+            return "c"
+        return None
+
+    def can_begin(self, prefix: str):
+        return frozenset(self.labels)
+
+
+class _AlwaysV:
+    labels = ("v",)
+
+    def decide(self, view):
+        return ["v"] * len(view.live)
+
+
+def test_a_firing_with_no_token_to_hand_over_is_no_event_and_stays_exclusive(base):
+    """emit="label" finds no token for a fired label where it cannot begin: the base's own
+    token stands, is checked by the exclusive rule (so an unfired scheduled label begins
+    only where every likely token begins it, counted as unavoidable), and is not logged."""
+    task = _SpaceVowels()
+    dec = HybridDecoder(
+        base, _AlwaysV(), task=task, mode="handoff", emit="label", exclusive=True, labels=("v", "c")
+    )
+    out = dec.generate(PROMPTS, n=2, temperature=1.0, max_new_tokens=16, progress=False, seed=0)
+    tok = base.tokenizer
+    began_c = unavoidable = events = 0
+    for g, extra in zip(out.generations, out.samples.extra):
+        unavoidable += extra.get("hybrid_unavoidable", 0)
+        logged = {e.step for e in g.log}
+        events += len(logged)
+        text = PROMPTS[g.prompt_index]
+        for t in range(len(g.token_ids)):
+            nxt = tok.decode(g.token_ids[: t + 1], skip_special_tokens=True)[
+                len(tok.decode(g.token_ids[:t], skip_special_tokens=True)) :
+            ]
+            began = task.segment_start(text, nxt)
+            began_c += began == "c"
+            assert (t in logged) == (began == "v")  # an event is a handed-over 'v' and only that
+            text += nxt
+    assert events > 0
+    assert began_c == unavoidable

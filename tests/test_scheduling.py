@@ -262,7 +262,7 @@ def test_recovery_difference_is_paired():
     a, b = rl.copy(), base.copy()
     d, (lo, hi) = recovery_difference(a, b, base, rl, n_boot=200)
     assert d == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="not better"):
+    with pytest.raises(ValueError, match="min_gap"):
         recovery_difference(a, b, rl, base)
 
 
@@ -309,3 +309,82 @@ def test_the_timing_control_is_the_same_under_any_hash_seed():
     assert [k for k, _ in outs[0]["rates"]] == sorted(k for k, _ in outs[0]["rates"])
     assert any(v > 0 for _, v in outs[0]["rates"])
     assert outs[0] == outs[1]
+
+
+class _FakeView:
+    """What a router sees, for ``rows`` rows at one step, with seeded uniform numbers."""
+
+    def __init__(self, rows: int, step: int = 0) -> None:
+        self.live, self.step = [True] * rows, step
+
+    def prefix(self, row: int) -> str:
+        return ""
+
+    def uniform(self, salt: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(salt * 1009 + self.step)
+        return torch.rand(len(self.live), generator=g)
+
+
+def test_timing_control_fires_each_label_at_its_rate_where_several_can_begin():
+    rates = {"answer": 0.3, "check": 0.3, "stepwise": 0.2}
+    router = TimingRandomRouter(rates, lambda prefix: {"answer", "check", "stepwise"}, seed=2)
+    fired = {lab: 0 for lab in rates}
+    rows, steps = 4000, 5
+    for step in range(steps):
+        for lab in router.decide(_FakeView(rows, step)):
+            if lab is not None:
+                fired[lab] += 1
+    n = rows * steps
+    for lab, rate in rates.items():  # each at its own rate, not the first label's leftovers
+        assert abs(fired[lab] / n - rate) < 4 * np.sqrt(rate * (1 - rate) / n), (lab, fired)
+
+
+def test_stacks_and_wrappers_keep_one_router_model_and_its_unless_base(task, base, rl):
+    other = probes.wrap(checkpoint("rl-seed1"))
+    with pytest.raises(ValueError, match="different router models"):
+        RouterStack(ModelRouter(rl, task.segment_start), ModelRouter(other, task.segment_start))
+    same = RouterStack(ModelRouter(rl, task.segment_start), GroundTruthRouter(task))
+    assert same.model is rl and same.unless_base is False
+    picky = ModelRouter(rl, task.segment_start, unless_base=True)
+    assert FirstDecisionRouter(picky).unless_base is True
+    assert RouterStack(picky, ModelRouter(rl, task.segment_start, unless_base=True)).unless_base
+    with pytest.raises(ValueError, match="unless_base"):
+        RouterStack(picky, GroundTruthRouter(task))
+    with pytest.raises(ValueError, match="unless_base"):  # refused in steer mode, wrapped too
+        HybridDecoder(base, FirstDecisionRouter(picky), {"check": {}}, task=task, mode="steer")
+
+
+def test_recovery_difference_refuses_the_gaps_recovery_refuses():
+    base, rl = np.full(20, 0.50), np.full(20, 0.51)
+    a, b = np.full(20, 0.51), np.full(20, 0.50)
+    with pytest.raises(ValueError, match="min_gap"):
+        recovery_difference(a, b, base, rl)
+    d, _ = recovery_difference(a, b, base, rl, min_gap=0.005)
+    assert d == pytest.approx(1.0)
+
+
+def test_hit_rate_reads_a_sentencepiece_tokens_leading_space():
+    from types import SimpleNamespace as NS
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from steering.hybrid.records import HybridEvent
+    from steering.scheduling.views import hit_rate
+
+    words = ["<unk>", "</s>", "▁Q", "▁Done.", "▁Wait", "▁so", "?"]
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", eos_token="</s>")
+    ids = {w: i for i, w in enumerate(words)}
+    completion = [ids["▁Done."], ids["▁Wait"], ids["▁so"]]
+    task = MathTask("gsm8k")
+    assert task.segment_start("Q? Done.", " Wait") == "backtracking"
+    fired = HybridEvent(1, 3, "backtracking", "handoff", ids["▁Wait"])
+    run = NS(
+        model=lambda which: NS(tokenizer=tok),
+        task=NS(prompt=lambda p: "Q?", segment_start=task.segment_start),
+    )
+    out = NS(generations=[NS(prompt_index=0, token_ids=completion, log=[fired])])
+    assert hit_rate(run, [None], out) == 1.0

@@ -37,7 +37,11 @@ class TimingRandomRouter:
     Give it the real router's per-label rate *at eligible positions* (the decoder measures
     them: :attr:`HybridResult.eligible_rates`) and it fires the same labels as often, where
     they are possible, at random moments: what it lacks is only *when*. Where several
-    labels fire at once the first in ``rates`` order wins.
+    labels can begin, one uniform number per row picks at most one of them: label ``X``
+    owns a slice ``rates[X]`` long of [0, 1) (the eligible labels' slices laid end to end
+    in ``rates`` order), so each still fires at its own rate as long as the eligible
+    labels' rates sum to at most 1 (a router that fires one label at a time has such
+    rates); past 1, the later labels' slices are cut short.
     """
 
     def __init__(
@@ -66,16 +70,18 @@ class TimingRandomRouter:
         return self.handle
 
     def decide(self, view: RouterView) -> list[Hashable | None]:
-        u = [view.uniform(self.seed * 131 + 7 + i).tolist() for i in range(len(self.labels))]
+        u = view.uniform(self.seed * 131 + 7).tolist()
         out = []
         for r, ok in enumerate(view.live):
-            lab = None
+            lab, end = None, 0.0
             if ok:
                 can = self.can_begin(view.prefix(r))
-                lab = next(
-                    (x for i, x in enumerate(self.labels) if x in can and u[i][r] < self.rates[x]),
-                    None,
-                )
+                for x in self.labels:
+                    if x in can:
+                        end += self.rates[x]
+                        if u[r] < end:
+                            lab = x
+                            break
             out.append(lab)
         return out
 

@@ -84,6 +84,7 @@ class FirstDecisionRouter:
         self.labels = router_labels(inner)
         self.model = getattr(inner, "model", None)
         self.site = getattr(inner, "site", None)
+        self.unless_base = bool(getattr(inner, "unless_base", False))
 
     def decide(self, view: RouterView) -> list[Hashable | None]:
         if view.step != 0:

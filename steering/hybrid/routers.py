@@ -146,7 +146,8 @@ class RouterStack:
     E.g. ``RouterStack(EveryBoundaryRouter(task, ["check"]), GroundTruthRouter(task,
     ["stepwise", "answer"]))``: checks everywhere, the stop and the first step as in the
     ground truth. ``labels`` is the union; the token model and site come from the first
-    router that has one (at most one router may read a site).
+    router that has one (at most one router may read a site, and all carry the same
+    router model if any); ``unless_base`` holds for the stack when its routers all have it.
     """
 
     def __init__(self, *routers: Any) -> None:
@@ -162,8 +163,21 @@ class RouterStack:
             if any(x is None for x in labs)
             else tuple(dict.fromkeys(x for g in labs for x in g))
         )
-        self.model = next((r.model for r in routers if getattr(r, "model", None) is not None), None)
+        models = [r.model for r in routers if getattr(r, "model", None) is not None]
+        if any(m is not models[0] for m in models):
+            raise ValueError(
+                "routers in a stack carry different router models: a hybrid runs one token "
+                "model, so the others would decide on its logits. Give them the same model."
+            )
+        self.model = models[0] if models else None
         self.site = sites[0] if sites else None
+        flags = {bool(getattr(r, "unless_base", False)) for r in routers}
+        if len(flags) > 1:
+            raise ValueError(
+                "some routers in the stack have unless_base and some not: it filters the "
+                "stack's whole decision, so give it to all of them or to none"
+            )
+        self.unless_base = flags.pop()
 
     def decide(self, view: RouterView) -> list[Hashable | None]:
         out: list[Hashable | None] = [None] * len(view.live)

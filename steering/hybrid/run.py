@@ -196,9 +196,13 @@ class HybridRun:
         tokens = proposed.clone()
         fired = [r for r, d in enumerate(decision) if d is not None and view.live[r]]
         if fired and dec.action == "handoff":
-            for r, tok in zip(fired, self._emit(fired, decision, logits, u)):
+            emitted = self._emit(fired, decision, logits, u)
+            for r, tok in zip(fired, emitted):
                 if tok is not None:
                     tokens[r] = tok
+            # a firing with no token to hand over changed nothing: the base's token stands,
+            # checked by the exclusive rule like any other, and no event is logged
+            fired = [r for r, tok in zip(fired, emitted) if tok is not None]
         elif fired and dec.action == "rerank":
             idx = torch.tensor(fired, device=logits.device)
             k = min(dec.rerank_k, logits.shape[-1])

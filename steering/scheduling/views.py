@@ -14,13 +14,17 @@ def _event_prefixes(tok, g):
 
 
 def hit_rate(run, problems, out) -> float | None:
-    """Share of firings after which the emitted token begins the fired label's segment."""
+    """Share of firings after which the emitted token begins the fired label's segment.
+
+    The token's text is what it adds to the decoded completion (not the token decoded
+    alone, which drops a SentencePiece token's leading space)."""
     tok = run.model("base").tokenizer
     hits = total = 0
     for g in out.generations:
         prompt = run.task.prompt(problems[g.prompt_index])
         for e, before in _event_prefixes(tok, g):
-            nxt = tok.decode([e.token], skip_special_tokens=True)
+            upto = tok.decode(g.token_ids[: e.step + 1], skip_special_tokens=True)
+            nxt = upto[len(before) :]
             hits += run.task.segment_start(prompt + before, nxt) == e.label
             total += 1
     return hits / total if total else None
