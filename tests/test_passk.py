@@ -322,3 +322,10 @@ def test_correct_counts_per_problem():
         correct_counts(Task(), ["a", "b"], samples)
     with pytest.raises(ValueError, match="6 texts but 2 prompt indices"):
         correct_counts(Task(), ["a"], SimpleNamespace(texts=samples.texts, prompt_index=[0, 0]))
+
+
+def test_crossover_counts_equal_means_as_a_crossing_whatever_their_rounding():
+    # both pass@1 are 0.4 exactly; summed in another order, floats differ in the last bit
+    for base, rl in (([0, 8, 4], [5, 4, 3]), ([1, 6, 7, 9, 5], [7, 9, 5, 6, 1])):
+        c = crossover(base, rl, n=10, ks=[1, 2, 3], n_boot=50)
+        assert c.k_star == 1, (base, rl, c.diff)

@@ -541,3 +541,45 @@ def test_use_cache_true_takes_the_static_cache_for_long_rows(handles, monkeypatc
     long = sample(handles("llama"), ["q"], max_new_tokens=n, **kw)
     assert made == [None, 2 + n]
     assert long.token_ids[0][:20] == short.token_ids[0]
+
+
+class _ForceA:
+    """Replaces every token with 'a'."""
+
+    a = char_tokenizer().convert_tokens_to_ids("a")
+
+    def select(self, step, logits, tokens, ctx):
+        return torch.full_like(tokens, self.a)
+
+
+@pytest.mark.parametrize(
+    "wrap", [lambda c: c, lambda c: [c], lambda c: (x for x in [c]), lambda c: {c}]
+)
+def test_controllers_given_in_any_collection_all_run(handles, wrap):
+    h = handles()
+    kw = dict(n=1, temperature=0.0, max_new_tokens=4, progress=False, eos_token_id=[])
+    out = sample(h, ["ab"], controller=wrap(_ForceA()), **kw)
+    assert out.texts == ["aaaa"]
+
+
+def test_an_object_with_no_controller_hook_is_refused(handles):
+    class Misspelt:
+        def edit(self, step, ctx):  # not a hook: "edits"
+            return {}
+
+    with pytest.raises(TypeError, match="hooks"):
+        sample(handles(), ["ab"], controller=[Misspelt()], max_new_tokens=2, progress=False)
+
+
+def test_a_temperature_too_small_for_the_logits_is_refused(handles):
+    with pytest.raises(ValueError, match="temperature=0 for greedy"):
+        sample(handles(), ["ab"], temperature=1e-40, max_new_tokens=2, progress=False)
+
+
+def test_vllm_finish_reasons_in_the_loops_words():
+    from rlvr.generation.sampling_vllm import finish_reason
+
+    assert finish_reason("length", None) == "length"
+    assert finish_reason("stop", None) == "eos"  # vLLM: eos has no stop_reason
+    assert finish_reason("stop", 7) == "eos"  # a stop token id
+    assert finish_reason("stop", "\n\n") == "stop"  # a stop string

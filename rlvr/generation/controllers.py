@@ -39,7 +39,7 @@ what keeps position-targeted steering right under KV caching and left padding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,16 +145,32 @@ class StepContext:
         )
 
 
+HOOKS = ("setup", "before", "reads", "edits", "select", "after")
+
+
+def _is_controller(obj: Any) -> bool:
+    return any(callable(getattr(obj, h, None)) for h in HOOKS)
+
+
 class Controllers:
     """One controller or a list of them (``None`` entries dropped), called hook by hook."""
 
     def __init__(self, controller: Any) -> None:
         if controller is None:
-            self.items: list[Any] = []
-        elif isinstance(controller, (list, tuple)):
-            self.items = [c for c in controller if c is not None]
+            items: list[Any] = []
+        elif _is_controller(controller):
+            items = [controller]
+        elif isinstance(controller, Iterable) and not isinstance(controller, (str, bytes)):
+            items = [c for c in controller if c is not None]
         else:
-            self.items = [controller]
+            items = [controller]
+        for c in items:
+            if not _is_controller(c):
+                raise TypeError(
+                    f"a controller needs at least one of the hooks {', '.join(HOOKS)}; a "
+                    f"{type(c).__name__} has none (a misspelt hook is ignored otherwise)"
+                )
+        self.items = items
 
     def setup(self, model: Any) -> None:
         for c in self.items:

@@ -84,7 +84,13 @@ def choose_tokens(
         logits = logits.masked_fill(~allowed, float("-inf"))
     if temperature == 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
+    scaled = logits / temperature
+    if bool(torch.isposinf(scaled).any()):
+        raise ValueError(
+            f"temperature {temperature!r} is so small that logits / temperature overflow: "
+            "use temperature=0 for greedy decoding"
+        )
+    probs = torch.softmax(scaled, dim=-1)
     vocab = probs.shape[-1]
     if top_p < 1.0:
         sp, order = probs.sort(-1, descending=True)

@@ -87,7 +87,7 @@ def sample_vllm(
                 entry = d.get(tok) if isinstance(d, dict) else None
                 lp.append(float(entry.logprob) if entry is not None else float("nan"))
             logprobs.append(lp)
-            finish.append("length" if c.finish_reason == "length" else "stop")
+            finish.append(finish_reason(c.finish_reason, getattr(c, "stop_reason", None)))
     return Samples(
         list(prompts),
         p.n,
@@ -100,3 +100,15 @@ def sample_vllm(
         [{} for _ in texts],
         {"backend": "vllm", **p.to_dict()},
     )
+
+
+def finish_reason(vllm_finish: str | None, stop_reason: str | int | None) -> str:
+    """vLLM's ``(finish_reason, stop_reason)`` in :func:`sample`'s words.
+
+    vLLM says ``"stop"`` for a stop string, a stop token and the eos token alike; its
+    ``stop_reason`` is the matched stop string, the matched token id, or None for eos. A
+    string is :func:`sample`'s ``"stop"``; a stop token id or eos is its ``"eos"``.
+    """
+    if vllm_finish == "length":
+        return "length"
+    return "stop" if isinstance(stop_reason, str) else "eos"

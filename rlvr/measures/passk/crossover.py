@@ -41,9 +41,13 @@ class Crossover:
     seed: int = 0
 
 
+TIE = 1e-12  # pass@k values this close are equal (float rounding of equal means)
+
+
 def _first_crossing(base: np.ndarray, rl: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """Smallest k with base >= rl along the last axis; -1 where none."""
-    hit = base >= rl
+    """Smallest k with base >= rl along the last axis (equal up to float rounding counts
+    as >=: two means equal in exact arithmetic may differ in their last bits); -1 where none."""
+    hit = base >= rl - TIE
     first = np.argmax(hit, axis=-1)
     return np.where(hit.any(axis=-1), ks[first], -1)
 
