@@ -583,3 +583,9 @@ def test_vllm_finish_reasons_in_the_loops_words():
     assert finish_reason("stop", None) == "eos"  # vLLM: eos has no stop_reason
     assert finish_reason("stop", 7) == "eos"  # a stop token id
     assert finish_reason("stop", "\n\n") == "stop"  # a stop string
+
+
+@pytest.mark.parametrize("bad", ["50", ["2"], True, [2.0]])
+def test_an_eos_id_that_is_not_an_int_is_refused(handles, bad):
+    with pytest.raises(TypeError, match="eos_token_id"):
+        sample(handles(), ["ab"], eos_token_id=bad, max_new_tokens=2, progress=False)

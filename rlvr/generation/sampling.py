@@ -82,6 +82,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -145,7 +146,18 @@ class Samples:
 
 def _eos_ids(tokenizer: Any, module: torch.nn.Module | None, given) -> list[int]:
     if given is not None:
-        return [int(given)] if isinstance(given, int) else [int(x) for x in given]
+
+        def is_id(x) -> bool:
+            return isinstance(x, Integral) and not isinstance(x, bool)
+
+        if is_id(given):
+            return [int(given)]
+        if isinstance(given, (str, bytes, bool)) or not all(is_id(x) for x in given):
+            raise TypeError(
+                f"eos_token_id must be a token id or a list of them (ints), got {given!r}: "
+                "for a token's text use tokenizer.convert_tokens_to_ids(text)"
+            )
+        return [int(x) for x in given]
     ids: set[int] = set()
     if getattr(tokenizer, "eos_token_id", None) is not None:
         ids.add(int(tokenizer.eos_token_id))
