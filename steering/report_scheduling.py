@@ -260,6 +260,11 @@ def scheduling_verdicts(res: dict) -> list[str]:
     return out
 
 
+def _chosen(tp: dict) -> str:
+    on = tp.get("best_chosen_on")
+    return f" (chosen on {on['problems']} {on['split']} problems)" if on else ""
+
+
 def temperature_verdicts(res: dict) -> list[str]:
     tp = res.get("temperature")
     if not tp:
@@ -284,8 +289,8 @@ def temperature_verdicts(res: dict) -> list[str]:
             else f"a gap of {pct(best['gap'])}{_ci(best['gap_ci'])} remains for scheduling"
         )
         out.append(
-            f"**Sharpening or scheduling?** The base's best temperature is {t_best} "
-            f"(pass@1 {pct(best['base'])}). Lowering the base's temperature alone recovers "
+            f"**Sharpening or scheduling?** The base's best temperature{_chosen(tp)} is "
+            f"{t_best} (pass@1 {pct(best['base'])} on the test problems). Lowering the base's temperature alone recovers "
             f"{pct(alone['value'])}{_ci(alone['ci'])} of the T = {study['temperature']:g} "
             f"gain; at {t_best} {remain}."
         )

@@ -81,7 +81,10 @@ def test_every_stage_lands_in_results(tiny_run):
             assert r["token_view"] and f"<h2>{html.escape(r['name'])} " in page
     temps = [g["temperature"] for g in disk["temperature"]["grid"]]
     assert temps == [1.0, 0.7, 0.5, 0.0]
-    assert disk["temperature"]["best_temperature"] in temps
+    on = disk["temperature"]["best_chosen_on"]  # chosen on dev, then measured on test
+    dev = {r["temperature"]: r["base"] for r in on["base_pass1"]}
+    assert on["split"] == "dev" and on["problems"] > 0 and set(dev) == set(temps)
+    assert disk["temperature"]["best_temperature"] == max(temps, key=lambda t: dev[t])
     assert {"bf16", "fp32"} <= set(disk["diff"]["sparsity"])
     assert disk["diff"]["overlap"], "two RL seeds give a seed overlap"
     assert len(disk["formats"]["logs"]) == 2

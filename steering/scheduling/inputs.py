@@ -15,6 +15,7 @@ from rlvr.measures.passk import correct_counts
 from ..hybrid import HybridDecoder
 
 TEST_SEED = 4  # offset of the test-split hybrid draws from the experiment seed
+DEV_TEMPERATURE_SEED = 6  # offset of the dev draws that choose the base's best temperature
 
 
 def cache_key(run, res: dict) -> list:

@@ -31,6 +31,7 @@ from rlvr.measures.passk import bootstrap_ci
 from ..hybrid import AnyPositionRandomRouter, HybridDecoder, ModelRouter, TimingRandomRouter
 from ..recovery import recovery, recovery_difference
 from .inputs import (
+    DEV_TEMPERATURE_SEED,
     TEST_SEED,
     accuracy,
     cache_key,
@@ -216,12 +217,21 @@ def timing_comparisons(hy: dict, n_boot: int, seed: int) -> list[dict]:
 def stage_temperature(run, res: dict, table) -> dict:
     h = run.cfg.hybrid
     sel = _test_selection(run, res, table)
-    key = ["temperature", cache_key(run, res), selection_key(sel)]
+    dev = run.problems("dev")
+    # "dev": the base's best temperature is chosen on the dev problems (chosen on the test
+    # problems it is measured on, the max of noisy means would flatter the base)
+    key = ["temperature", cache_key(run, res), selection_key(sel), "best on dev", len(dev)]
 
     def compute() -> dict:
         st = Study(run, res, sel)
         grid = []
         study_t = run.cfg.sampling.temperature
+        dev_base = {}
+        for temp in h.temperatures:
+            n = 1 if temp == 0 else h.n
+            kw = run.sampling_kwargs(dev, n, run.seed + DEV_TEMPERATURE_SEED)
+            kw["params"] = kw["params"].replace(temperature=temp)
+            dev_base[temp] = float((run.score(dev, run.sample_with("base", kw)) / n).mean())
         for temp in h.temperatures:
             n = 1 if temp == 0 else h.n
             if temp == study_t:
@@ -254,7 +264,8 @@ def stage_temperature(run, res: dict, table) -> dict:
                 rec.pop("acc_per_problem")
                 row["hybrids"].append(rec)
             grid.append(row)
-        best = max(grid, key=lambda g: g["base"])
+        best_t = max(h.temperatures, key=lambda t: dev_base[t])  # the first of equals
+        best = next(g for g in grid if g["temperature"] == best_t)
         ref = next((g for g in grid if g["temperature"] == study_t), grid[0])
         t_alone = None
         try:
@@ -272,6 +283,11 @@ def stage_temperature(run, res: dict, table) -> dict:
             "grid": grid,
             "study_temperature": study_t,
             "best_temperature": best["temperature"],
+            "best_chosen_on": {
+                "split": "dev",
+                "problems": len(dev),
+                "base_pass1": [{"temperature": t, "base": v} for t, v in dev_base.items()],
+            },
             "temperature_alone": t_alone,
             "notes": st.notes,
         }
