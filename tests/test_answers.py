@@ -170,3 +170,28 @@ def test_latex_readers():
     assert latex.brace_arg("  {ab}c", 0) == ("ab", 6)
     assert latex.brace_arg(r"\pi r", 0) == (r"\pi", 3)
     assert latex.brace_arg("xy", 1) == ("y", 2) and latex.brace_arg("^2", 0) is None
+
+
+@pytest.mark.parametrize(
+    "completion, reference, want",
+    [
+        (r"\boxed{10000}", r"10,\!000", 1.0),  # MATH's thousands with a negative thin space
+        (r"\boxed{\begin{pmatrix} 1 \\ 2 \end{pmatrix}}", r"\begin{pmatrix}1\\2\end{pmatrix}", 1.0),
+        (
+            r"Final Answer: The final answer is $\frac{1}{2}$. I hope it is correct.",
+            r"\frac{1}{2}",
+            1.0,
+        ),  # the Minerva / lm-eval MATH format
+        ("The final answer is 5. I hope it is correct.", "5", 1.0),
+        ("The answer is 5. This is because 2+3=5.", "5", 1.0),
+        ("The answer is 42, since 6*7=42.", "42", 1.0),
+        ("The answer is 1,000 dollars.", "1000", 1.0),
+        (r"The answer is \boxed{2\frac{1}{4}}.", r"\frac{9}{4}", 1.0),  # a mixed number
+        (r"The answer is \boxed{2\frac{1}{4}}.", r"\frac{1}{2}", 0.0),  # not 2 * 1/4
+        ("The answer is 2 1/2.", r"\frac{5}{2}", 1.0),
+        (r"\boxed{\text{AB}}", r"\text{BA}", 0.0),  # words are not products of letters
+        (r"\boxed{\text{east}}", r"\text{seat}", 0.0),
+    ],
+)
+def test_common_benchmark_formats_are_judged_as_a_grader_would(completion, reference, want):
+    assert verify(completion, reference) == want

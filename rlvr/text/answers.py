@@ -39,23 +39,38 @@ _FINAL_RE = re.compile(
 )
 _GSM8K_RE = re.compile(r"####\s*([^\n]+)")
 _NUMBER_RE = re.compile(r"(?:(?<![\w)\]}])-)?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
-_LEADING_NUMBER_RE = re.compile(r"^(?:\\\$|\$)?\s*-?\d[\d,]*(?:\.\d+)?(?:\s*\\?%)?")
+_LEADING_NUMBER_RE = re.compile(
+    r"^(?:\\\$|\$)?\s*-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*\\?%)?"
+)
+# a first math span "$...$" (escaped dollars inside allowed), and what may follow it: nothing
+# but punctuation, or a new sentence ("$\frac{1}{2}$. I hope it is correct.")
+_FIRST_MATH_RE = re.compile(r"\$((?:\\\$|[^$])+)\$")
+_AFTER_MATH_RE = re.compile(r"[\s.,;!]*|[.,;!]?\s+[A-Z].*", re.DOTALL)
 
 
 def _clean_phrase_answer(raw: str) -> str:
     """Tidy the text captured after "The answer is" / "Final answer:"."""
     s = raw.strip().strip("*").strip()
+    inner = _FINAL_RE.search(s)  # "Final Answer: The final answer is 5": the innermost phrase
+    while inner is not None:
+        s = inner.group(1).strip().strip("*").strip()
+        inner = _FINAL_RE.search(s)
     s = re.sub(r"^\\\[|\\\]$", "", s).strip()
     s = re.sub(r"^\\\(|\\\)\.?$", "", s).strip()
     boxed = last_boxed(s)
     if boxed is not None:
         return boxed.strip()
+    math = _FIRST_MATH_RE.match(s)
+    if math and _AFTER_MATH_RE.fullmatch(s[math.end() :]):
+        return math.group(1).strip()
     s = s.rstrip(" .;!").strip("*").strip()
-    # "42 because ..." / "18 apples in total": keep the leading number when prose follows.
+    # "42 because ...", "42, since ...", "5. I hope ...", "18 apples in total": keep the
+    # leading number when prose follows.
     lead = _LEADING_NUMBER_RE.match(s)
     if lead and lead.end() < len(s):
         rest = s[lead.end() :]
-        if re.match(r"\s+[A-Za-z]{2,}", rest) and not re.match(r"\s*[=+\-*/^\\]", rest):
+        prose = re.match(r"[.,;]?\s+[A-Za-z]{2,}|[.;]\s+[A-Z]", rest)
+        if prose and not re.match(r"\s*[=+\-*/^\\]", rest):
             return lead.group(0).strip()
     if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
         s = s.strip("$").strip()

@@ -19,6 +19,9 @@ _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BOXED_BARE_RE = re.compile(r"\\boxed\s+([^\s${}]+)")
 
 
+_THIN = {"\\\\": "\\\\", "\\!": ""}  # a row break stays; a negative thin space is nothing
+
+
 def brace_group_end(text: str, open_index: int) -> int | None:
     """Index just past the brace group opening at ``text[open_index] == "{"``, or None."""
     depth = 0
@@ -174,7 +177,9 @@ def normalize_answer(s: str) -> str:
     s = s.replace("\\displaystyle", "")
     s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])", "", s)
     s = re.sub(r"\\(?:qquad|quad)(?![A-Za-z])", " ", s)
-    s = re.sub(r"\\[!,;: ]", " ", s)
+    # thin spaces: "\!" (negative) is nothing, e.g. "10,\!000"; the others a space. A row
+    # break "\\" is kept whole (its second backslash is not a thin space's).
+    s = re.sub(r"\\\\|\\[!,;: ]", lambda m: _THIN.get(m.group(0), " "), s)
     s = s.replace("~", " ")
     s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
     prev = None
@@ -196,6 +201,8 @@ def normalize_answer(s: str) -> str:
             s = rhs.strip()
     if not s.startswith(("(", "[")):
         s = _THOUSANDS_RE.sub(lambda m: m.group(0).replace(",", ""), s)
+    # "2 1/4", a mixed number written with a space: as "2\frac{1}{4}" (read below)
+    s = re.sub(r"^(-?\d+)\s+(\d+)/(\d+)$", r"\1\\frac{\2}{\3}", s)
     s = _strip_whitespace(s)
     s = _brace_commands(s)
     s = re.sub(r"(?<![\d}])\.(\d)", r"0.\1", s)
@@ -205,6 +212,11 @@ def normalize_answer(s: str) -> str:
     m = re.fullmatch(r"(-?)(\d+)/(\d+)", s)
     if m:
         s = f"{m.group(1)}\\frac{{{m.group(2)}}}{{{m.group(3)}}}"
+    # a mixed number, "2\frac{1}{4}" (or "2 1/4", rewritten so above): 9/4
+    m = re.fullmatch(r"(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}", s)
+    if m and int(m.group(4)) > 0:
+        whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        s = f"{m.group(1)}\\frac{{{whole * den + num}}}{{{den}}}"
     if s.startswith("{") and brace_group_end(s, 0) == len(s):
         s = s[1:-1]
     m = re.fullmatch(r"\(([A-Ea-e])\)", s)

@@ -123,6 +123,12 @@ def _split_names(expr: str) -> str:
     return re.sub(r"[A-Za-z_][A-Za-z_0-9]*", repl, expr)
 
 
+def _is_word(expr: str) -> bool:
+    """A bare word of two or more letters that is no name sympy is given (e.g. "east")."""
+    w = expr.strip()
+    return bool(re.fullmatch(r"[A-Za-z]{2,}", w)) and w not in _ALLOWED_NAMES
+
+
 def _safe_expr(expr: str) -> bool:
     """Whether a translated expression uses only the restricted vocabulary."""
     if len(expr) > 300 or "__" in expr or re.search(r"[^\w\s+\-*/().,=]", expr):
@@ -149,9 +155,12 @@ def sympy_equiv(a: str, b: str) -> bool:
     except ImportError:
         return False
     try:
-        ea, eb = _split_names(_latex_to_expr(a)), _split_names(_latex_to_expr(b))
+        ta, tb = _latex_to_expr(a), _latex_to_expr(b)
     except _Untranslatable:
         return False
+    if any(_is_word(t) for t in (ta, tb)):  # "AB" is a word, not A*B (nor equal to "BA")
+        return False
+    ea, eb = _split_names(ta), _split_names(tb)
     if not (_safe_expr(ea) and _safe_expr(eb)):
         return False
     if ea.count("=") != eb.count("=") or ea.count("=") > 1:
