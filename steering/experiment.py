@@ -191,8 +191,12 @@ class Run:
         files = {
             k: file_sha(v) for k, v in (("spec", t.spec), ("dev", t.dev), ("test", t.test)) if v
         }
+        m = self.cfg.models
         return {
             "fingerprints": self.fingerprints(),
+            # the weights' fingerprint is read at bf16 so that loads agree; the numbers a
+            # stage computes depend on how the models run, so that is keyed too
+            "models": {"dtype": m.dtype, "backend": m.backend, "device": m.device},
             "seed": self.seed,
             "sampling": sampling,
             "max_new_tokens": self.max_new_tokens,
@@ -357,7 +361,8 @@ def run_experiment(
     previous = run.out / "results.json"
     if stages and previous.exists():  # one stage: keep the other stages' results
         old = json.loads(previous.read_text())
-        if _study_of(old.get("config")) == _study_of(res["config"]):
+        same_models = old.get("fingerprints") == res.get("fingerprints")
+        if _study_of(old.get("config")) == _study_of(res["config"]) and same_models:
             res = {**old, **res}
     write_report(run.out, res, sweep.get("_result") if sweep else None)
     return res

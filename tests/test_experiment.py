@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -159,6 +160,38 @@ def test_changed_settings_miss_the_cache(tiny_run):
     again = run_experiment(changed, stages=["passk"], progress=True)
     assert again["cache"] == {"passk": "computed"}
     assert json.loads((out / "cache" / "passk.json").read_text())["key"] != old_key
+
+
+def test_another_dtype_misses_the_cache(tiny_run, tmp_path):
+    out, res, cfg = tiny_run
+    shutil.copytree(out, tmp_path / "run")
+    bf16 = load_config(
+        CONFIG,
+        {**TINY, "experiment": {"output": str(tmp_path / "run")}, "models": {"dtype": "bfloat16"}},
+    )
+    again = run_experiment(bf16, stages=["passk"], progress=False)
+    assert again["cache"] == {"passk": "computed"}  # the weights' fingerprint is the same
+
+
+def test_a_one_stage_run_on_other_models_keeps_no_old_stage(tiny_run):
+    out, res, cfg = tiny_run
+    disk = out / "results.json"
+    kept = disk.read_text()
+    try:
+        for other_models in (False, True):
+            old = json.loads(kept)
+            old["config"] = cfg.to_dict()  # the same study
+            old["fingerprints"] = res["fingerprints"]
+            old["hybrid"] = {"an earlier stage": True}
+            if other_models:
+                rl = old["fingerprints"]["rl"]
+                old["fingerprints"] = {**old["fingerprints"], "rl": {**rl, "weights": "other"}}
+            disk.write_text(json.dumps(old))
+            run_experiment(cfg, stages=["passk"], progress=False)
+            now = json.loads(disk.read_text())
+            assert "passk" in now and ("hybrid" in now) is not other_models
+    finally:
+        disk.write_text(kept)
 
 
 def test_cpu_runs_default_to_one_thread_and_record_it(tiny_run):
