@@ -276,6 +276,37 @@ def check_claim(cfg: Config, w: Any, cfg_dir: Path, check_paths: bool) -> None:
                     f"{w('claim', 'folder')}: {folder} lacks {name} ({what}): train it with "
                     "rsteer organism train --recipe data/organism-claims/recipe.toml --out DIR"
                 )
+        _check_claim_organism(cfg, w, folder)
+    _check_claim_sampling(cfg, w)
+
+
+def _check_claim_organism(cfg: Config, w: Any, folder: Path) -> None:
+    """A claim measures the organism its claims recipe names: [task] must name that one too
+    (it is recorded with the results)."""
+    from rlvr.organism.claims.recipe import load_claims
+
+    organism = load_claims(folder / "recipe.toml").organism_dir.resolve()
+    spec = Path(cfg.task.spec).resolve() if cfg.task.spec else None
+    if spec is None or spec.parent != organism:
+        raise ConfigError(
+            f"{w('task', 'spec')}: the claims in {folder} are measured on the organism in "
+            f"{organism} (its recipe says so), not on {spec}: give {organism / 'recipe.toml'}"
+        )
+
+
+def _check_claim_sampling(cfg: Config, w: Any) -> None:
+    """The claims sample at T = 1, top-p 1 with [claim] n and ks; other [sampling] values
+    would be recorded but not used."""
+    from .config_sections import SamplingSection
+
+    default, given = SamplingSection(), cfg.sampling
+    for key in ("n", "ks", "temperature", "top_p", "max_new_tokens", "backend"):
+        if getattr(given, key) != getattr(default, key):
+            raise ConfigError(
+                f"{w('sampling', key)}: a claim samples at T = 1, top-p 1, the task's budget, "
+                "with [claim] n and ks; it would not use this. Remove it ([sampling] may set "
+                "batch_size only)."
+            )
 
 
 def check_task(cfg: Config, w: Any) -> None:

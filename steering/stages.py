@@ -279,11 +279,23 @@ def stage_claim(run: Run) -> dict:
         margin=c.margin,
         batch_size=run.cfg.sampling.batch_size,
     )
+    from rlvr.organism.claims.recipe import load_claims
+
+    # everything a claim reads: its runs, their logs and chosen problems, and the organism
+    # its recipe names (models, logs, problem splits)
+    organism = load_claims(folder / "recipe.toml").organism_dir
     files = sorted(
-        [folder / "recipe.toml", folder / "training.json", *folder.glob("*/model.safetensors")]
+        [
+            folder / "recipe.toml",
+            folder / "training.json",
+            *folder.glob("*/model.safetensors"),
+            *folder.glob("logs/*.jsonl"),
+            *folder.glob("problems/*.jsonl"),
+            *organism.glob("*/model.safetensors"),
+            *organism.glob("logs/*.jsonl"),
+            *organism.glob("splits/*.jsonl"),
+        ]
     )
-    organism = Path(run.cfg.task.spec).parent
-    files += sorted(organism.glob("*/model.safetensors")) + sorted(organism.glob("logs/*.jsonl"))
     key = ["claim", c.kind, asdict(c), run.seed, {str(f): file_sha(f) for f in files}]
     return run.cached(
         "claim", key, lambda: measure_claim(c.kind, folder, settings, progress=run.progress)

@@ -313,6 +313,59 @@ n_boot = 200
     assert (tmp_path / "run" / "claim_passk.png").exists()
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Verdict:" in report
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["cache"] == {"claim": "hit"}
+    log = out / "logs" / "tiny-random.jsonl"  # a file the claim reads changes: no cache hit
+    kept = log.read_text()
+    try:
+        lines = [
+            json.dumps(json.loads(x), sort_keys=True, separators=(",", ":")) for x in kept.splitlines()
+        ]
+        log.write_text("\n".join(lines) + "\n")
+        assert log.read_text() != kept
+        assert main(["run", str(cfg), "--quiet"]) == 0
+        res = json.loads((tmp_path / "run" / "results.json").read_text())
+        assert res["cache"] == {"claim": "computed"}
+    finally:
+        log.write_text(kept)
+
+
+@pytest.mark.parametrize(
+    "section, match",
+    [
+        ("[sampling]\ntemperature = 0.3", "a claim samples at T = 1"),
+        ("[sampling]\nks = [1, 2]", "a claim samples at T = 1"),
+        ("[sampling]\nbatch_size = 64", None),
+    ],
+)
+def test_claim_configs_refuse_sampling_they_would_not_use(tmp_path, section, match):
+    from steering.config import ConfigError, load_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        (ROOT / "data/experiments/claim_spurious.toml")
+        .read_text()
+        .replace("[sampling]\nbatch_size = 1024", section)
+    )
+    cfg.write_text(cfg.read_text().replace('"data/', f'"{ROOT}/data/'))
+    if match is None:
+        assert load_config(cfg).sampling.batch_size == 64
+        return
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(cfg)
+    assert "c.toml:" in str(err.value) and "[sampling]" in str(err.value)
+
+
+def test_a_claim_config_on_another_organism_is_refused(tmp_path):
+    from steering.config import ConfigError, load_config
+
+    text = (ROOT / "data/experiments/claim_spurious.toml").read_text()
+    text = text.replace('"data/', f'"{ROOT}/data/').replace(
+        "organism-sharpening/recipe", "organism-when/recipe"
+    )
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ConfigError, match="measured on the organism"):
+        load_config(tmp_path / "c.toml")
 
 
 @pytest.mark.parametrize(
