@@ -319,7 +319,8 @@ n_boot = 200
     kept = log.read_text()
     try:
         lines = [
-            json.dumps(json.loads(x), sort_keys=True, separators=(",", ":")) for x in kept.splitlines()
+            json.dumps(json.loads(x), sort_keys=True, separators=(",", ":"))
+            for x in kept.splitlines()
         ]
         log.write_text("\n".join(lines) + "\n")
         assert log.read_text() != kept
