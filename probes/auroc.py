@@ -27,6 +27,8 @@ def resampled_aurocs(
     positives' mid-ranks, each position weighted by how often its group was drawn.
     """
     y, s = np.asarray(y, bool), np.asarray(s, float)
+    if not np.isfinite(s).all():
+        raise ValueError("scores hold NaN or inf: an AUROC needs finite scores")
     group, picks = np.asarray(group, np.intp), np.asarray(picks, np.intp)
     if picks.ndim != 2:
         raise ValueError(f"picks must be 2-D (resamples, groups drawn), got shape {picks.shape}")

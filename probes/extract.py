@@ -19,6 +19,7 @@ positions, not with sequence x layers.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,19 +108,49 @@ class ActivationTable:
         )
 
     @staticmethod
-    def concat(tables: Sequence[ActivationTable]) -> ActivationTable:
+    def concat(tables: Sequence[ActivationTable], *, renumber: bool = True) -> ActivationTable:
+        """The tables' rows one after another, for one model, pooling and set of sites.
+
+        Each :func:`extract` numbers its traces from 0, so by default each table's trace ids
+        are shifted past the previous tables' (rows of different traces stay apart, e.g. in
+        :func:`probes.fit_pca`'s pairing); ``renumber=False`` keeps ids already global (the
+        store's shards).
+        """
         if not tables:
             raise ValueError("nothing to concatenate")
         t0 = tables[0]
+        for i, t in enumerate(tables[1:], 1):
+            for what in ("pooling", "k", "fingerprint"):
+                if getattr(t, what) != getattr(t0, what):
+                    raise ValueError(
+                        f"table {i} has another {what} ({getattr(t, what)!r}) than table 0 "
+                        f"({getattr(t0, what)!r}): concatenate tables of one model and pooling"
+                    )
+            if set(t.acts) != set(t0.acts):
+                raise ValueError(
+                    f"table {i} holds other sites than table 0: extract the same sites"
+                )
+        # each table numbers its traces from 0: shift them so that they stay apart
+        ids, offset = [], 0
+        for t in tables:
+            ids.append(t.trace_ids + offset)
+            if renumber and len(t.trace_ids):
+                offset += int(t.trace_ids.max()) + 1
+        hashes = {t.data_hash for t in tables}
         return ActivationTable(
             {s: torch.cat([t.acts[s] for t in tables]) for s in t0.acts},
             [lab for t in tables for lab in t.labels],
-            torch.cat([t.trace_ids for t in tables]),
+            torch.cat(ids),
             t0.pooling,
             t0.fingerprint,
-            t0.data_hash,
+            t0.data_hash if len(hashes) == 1 else _combined_hash([t.data_hash for t in tables]),
             t0.k,
         )
+
+
+def _combined_hash(hashes: Sequence[str]) -> str:
+    """One data hash for tables made from different traces, in their order."""
+    return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 
 def pool_groups(

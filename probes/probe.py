@@ -215,6 +215,8 @@ def layer_sweep(
     labels = list(labels) if labels is not None else table.label_names
     if not labels:
         raise ValueError("no labels to sweep: the table has only REST rows")
+    if isinstance(sites, (Site, str, int)):  # one site, not a string of characters
+        sites = [sites]
     site_list = [table.check_site(s) for s in sites] if sites is not None else table.sites
     if not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an int >= 2, got {folds!r}")

@@ -138,7 +138,8 @@ class ActivationStore:
                 f"the store {self.path} is incomplete ({len(m['shards'])} of "
                 f"{m['n_shards']} shards): resume it with extract_to_store"
             )
-        return ActivationTable.concat([self._read_shard(e, m["config"]) for e in m["shards"]])
+        shards = [self._read_shard(e, m["config"]) for e in m["shards"]]
+        return ActivationTable.concat(shards, renumber=False)  # the shards' ids are global
 
 
 def extract_to_store(

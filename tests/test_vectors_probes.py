@@ -235,3 +235,31 @@ def test_vector_check_on_a_bare_hf_model(model_dir, tmp_path):
     p = probes.fit_diffmean(t, "check").save(tmp_path / "v")
     bare = AutoModelForCausalLM.from_pretrained(model_dir("llama"))
     assert probes.SteeringVector.load(p, model=bare).label == "check"
+
+
+def test_layer_sweep_takes_one_site_given_as_a_string_whole():
+    t, _ = synthetic_table(n=20)
+    acts = {Site(1): t.acts[Site(1)], Site(2): t.acts[Site(1)], Site(12): t.acts[Site(0)]}
+    t12 = ActivationTable(acts, t.labels, t.trace_ids, "decision")
+    one = probes.layer_sweep(t12, sites="12", labels=["check"], n_boot=20, n_random=2, seed=0)
+    listed = probes.layer_sweep(t12, sites=["12"], labels=["check"], n_boot=20, n_random=2)
+    assert [r.site for r in one.rows] == [r.site for r in listed.rows] == [str(Site(12))]
+
+
+def test_concatenated_tables_keep_their_traces_apart_and_refuse_mixtures():
+    t, _ = synthetic_table(n=4)
+    both = ActivationTable.concat([t, t])
+    assert len(set(both.trace_ids.tolist())) == 2 * len(set(t.trace_ids.tolist()))
+    other = ActivationTable(t.acts, t.labels, t.trace_ids, "mean")
+    with pytest.raises(ValueError, match="pooling"):
+        ActivationTable.concat([t, other])
+    model_b = ActivationTable(t.acts, t.labels, t.trace_ids, "decision", {"weights": "b"})
+    with pytest.raises(ValueError, match="fingerprint"):
+        ActivationTable.concat([t, model_b])
+
+
+def test_resampled_aurocs_refuse_scores_that_are_not_finite():
+    from probes.auroc import resampled_aurocs
+
+    with pytest.raises(ValueError, match="finite"):
+        resampled_aurocs([1, 0, 1, 0], [0.1, 0.2, np.nan, 0.3], np.arange(4), np.arange(4)[None])
