@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -109,13 +109,20 @@ def make_probe(kind: str = "diffmean", seed: int = 0):
 
 
 def _boot_auc(
-    y: np.ndarray, s: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float
+    y: np.ndarray,
+    s: np.ndarray,
+    groups: np.ndarray,
+    n_boot: int,
+    rng: np.random.Generator,
+    ci: float,
 ) -> tuple[float, float]:
-    """Percentile CI of the AUROC over ``n_boot`` resamples of the positions (one
-    ``rng.integers`` draw per resample); resamples holding one class are left out."""
-    n = len(y)
+    """Percentile CI of the AUROC over ``n_boot`` resamples of whole traces (``groups``:
+    each row's trace; rows of one trace are not independent), one ``rng.integers`` draw per
+    resample; resamples holding one class are left out."""
+    _, index = np.unique(groups, return_inverse=True)
+    n = int(index.max()) + 1
     picks = np.array([rng.integers(0, n, n) for _ in range(n_boot)]).reshape(n_boot, n)
-    vals = resampled_aurocs(y, s, np.arange(n), picks)
+    vals = resampled_aurocs(y, s, index, picks)
     vals = vals[~np.isnan(vals)]
     if not len(vals):
         return float("nan"), float("nan")
@@ -123,10 +130,13 @@ def _boot_auc(
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
-def _heldout_scores(probe_kind: str, X: np.ndarray, y: np.ndarray, folds: int, seed: int):
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+def _heldout_scores(
+    probe_kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int
+):
+    """Scores of each row by a probe fitted on folds that hold none of its trace's rows."""
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     est = make_probe(probe_kind, seed)
-    return cross_val_predict(est, X, y, cv=cv, method="decision_function")
+    return cross_val_predict(est, X, y, groups=groups, cv=cv, method="decision_function")
 
 
 @dataclass
@@ -243,17 +253,19 @@ def layer_sweep(
                 SmallSampleWarning,
                 stacklevel=2,
             )
-        plans.append((label, keep, y, n_pos, n_neg, min(folds, n_pos, n_neg)))
-    for label, keep, y, n_pos, n_neg, k in plans:
+        groups = table.trace_ids.numpy()[keep]
+        k = min(folds, n_pos, n_neg, len(np.unique(groups)))
+        plans.append((label, keep, y, groups, n_pos, n_neg, k))
+    for label, keep, y, groups, n_pos, n_neg, k in plans:
         for s in site_list:
             X = table.acts[s].numpy()[keep].astype(np.float64)
-            scores = _heldout_scores(probe, X, y, k, seed)
+            scores = _heldout_scores(probe, X, y, groups, k, seed)
             auc = roc_auc_score(y, scores)
-            lo, hi = _boot_auc(y, scores, n_boot, rng, ci)
+            lo, hi = _boot_auc(y, scores, groups, n_boot, rng, ci)
             y_shuf = rng.permutation(y)
-            sh_scores = _heldout_scores(probe, X, y_shuf, k, seed)
+            sh_scores = _heldout_scores(probe, X, y_shuf, groups, k, seed)
             sh = roc_auc_score(y_shuf, sh_scores)
-            sh_lo, sh_hi = _boot_auc(y_shuf, sh_scores, n_boot, rng, ci)
+            sh_lo, sh_hi = _boot_auc(y_shuf, sh_scores, groups, n_boot, rng, ci)
             rand = []
             for _ in range(n_random):
                 r = rng.standard_normal(X.shape[1])

@@ -300,7 +300,8 @@ def run_experiment(
     """Run an experiment file end to end; returns the results dict (also written to disk).
 
     Sets torch's CPU thread count for the process first (:func:`resolve_threads`; recorded
-    in ``results.json`` under ``settings``).
+    in ``results.json`` under ``settings``), and numpy's and scikit-learn's BLAS threads to
+    the same count while it runs, so that the numbers do not depend on ``OMP_NUM_THREADS``.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     default = ["claim"] if cfg.claim.kind else [s for s in STAGES if s != "claim"]
@@ -310,6 +311,17 @@ def run_experiment(
         raise ValueError(f"unknown stage {bad[0]!r}: use any of {', '.join(STAGES)}")
     threads = resolve_threads(cfg)
     torch.set_num_threads(threads)
+    from threadpoolctl import threadpool_limits
+
+    # numpy's and scikit-learn's BLAS with the same threads as torch: the probes' numbers
+    # change in their last bits with the thread count (and so, rarely, a decision)
+    with threadpool_limits(limits=threads):
+        return _run_stages(cfg, wanted, progress, force, partial=bool(stages))
+
+
+def _run_stages(
+    cfg: Config, wanted: list[str], progress: bool, force: bool, *, partial: bool
+) -> dict[str, Any]:
     run = Run(cfg, progress=progress, force=force)
     t0 = time.perf_counter()
     res: dict[str, Any] = {
@@ -359,7 +371,7 @@ def run_experiment(
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["cache"] = dict(run.cache_log)
     previous = run.out / "results.json"
-    if stages and previous.exists():  # one stage: keep the other stages' results
+    if partial and previous.exists():  # some stages: keep the other stages' results
         old = json.loads(previous.read_text())
         same_models = old.get("fingerprints") == res.get("fingerprints")
         if _study_of(old.get("config")) == _study_of(res["config"]) and same_models:

@@ -172,6 +172,7 @@ def stage_sweep(run: Run, table: probes.ActivationTable) -> dict:
 
     vec_dir = run.out / "vectors"
     key = ["sweep", _table_sha(table), asdict(sw), e.method, e.baseline, run.seed, MIN_PER_CLASS]
+    key.append("folds and bootstrap by trace")  # rows of one trace are not independent
 
     def compute() -> dict:
         counts = {x: int(table.mask(x).sum()) for x in table.label_names}

@@ -50,10 +50,28 @@ def test_the_sweep_bootstrap_equals_sklearn_per_resample():
         y = (rng.random(n) < 0.25).astype(int)
         s = np.round(rng.normal(size=n), 1)  # ties
         want = _boot_auc_one_by_one(y, s, 150, np.random.default_rng(n), 0.9)
-        got = _boot_auc(y, s, 150, np.random.default_rng(n), 0.9)
+        got = _boot_auc(y, s, np.arange(n), 150, np.random.default_rng(n), 0.9)  # a row a trace
         np.testing.assert_allclose(got, want, atol=1e-12)
     y1 = np.array([1, 0])  # every resample of two positions: often one class, sometimes not
-    got = _boot_auc(y1, np.array([0.2, 0.1]), 50, np.random.default_rng(0), 0.9)
+    got = _boot_auc(y1, np.array([0.2, 0.1]), np.arange(2), 50, np.random.default_rng(0), 0.9)
     assert got == _boot_auc_one_by_one(y1, np.array([0.2, 0.1]), 50, np.random.default_rng(0), 0.9)
-    only = _boot_auc(np.ones(5, int), np.arange(5.0), 20, np.random.default_rng(0), 0.9)
+    only = _boot_auc(
+        np.ones(5, int), np.arange(5.0), np.arange(5), 20, np.random.default_rng(0), 0.9
+    )
     assert np.isnan(only).all()
+
+
+def test_the_sweep_bootstrap_resamples_whole_traces():
+    """Each trace's rows twice over: resampled as traces, the CI is that of the traces alone
+    (duplicated rows add no information); resampled as rows it would be narrower."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(40) < 0.5).astype(int)
+    s = y + rng.normal(size=40) * 1.5
+    traces = np.arange(40)
+    alone = _boot_auc(y, s, traces, 400, np.random.default_rng(0), 0.9)
+    twice = _boot_auc(
+        np.r_[y, y], np.r_[s, s], np.r_[traces, traces], 400, np.random.default_rng(0), 0.9
+    )
+    as_rows = _boot_auc(np.r_[y, y], np.r_[s, s], np.arange(80), 400, np.random.default_rng(0), 0.9)
+    np.testing.assert_allclose(twice, alone, atol=1e-12)
+    assert as_rows[1] - as_rows[0] < 0.85 * (alone[1] - alone[0])

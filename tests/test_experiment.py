@@ -285,3 +285,25 @@ def test_models_load_from_local_folders_only(tmp_path, monkeypatch):
     cfg = load_config(CONFIG, over, check_paths=False)  # a config checked without its paths
     with pytest.raises(ConfigError, match=r"\[models\] base: no checkpoint folder at 'Org/model'"):
         run_experiment(cfg, stages=["formats"], progress=False)
+
+
+def test_blas_runs_with_the_experiments_threads(monkeypatch, tmp_path):
+    """numpy's and scikit-learn's BLAS get the run's thread count (its probes' numbers
+    changed with OMP_NUM_THREADS otherwise); the process's limits come back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    seen = {}
+
+    def record(cfg, wanted, progress, force, *, partial):
+        seen["threads"] = {p["num_threads"] for p in threadpool_info()}
+        return {}
+
+    def blas() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = blas()
+    monkeypatch.setattr(experiment, "_run_stages", record)
+    cfg = load_config(CONFIG, {**TINY, "experiment": {"output": str(tmp_path), "threads": 1}})
+    run_experiment(cfg, progress=False)
+    assert seen["threads"] == {1}
+    assert blas() == before  # (torch's own thread count stays set: it is the process's)
