@@ -269,6 +269,13 @@ def test_tiny_sparsity_claim_measures_and_catches_a_stale_record(tiny_claims, tm
     (stale / "training.json").write_text(json.dumps(rec))
     with pytest.raises(ValueError, match="differs from training.json"):
         measure_claim("sparsity", stale, ClaimSettings(n_boot=200))
+    partial = tmp_path / "partial"  # a run the recipe names is not trained: no verdict
+    shutil.copytree(out, partial)
+    rec = json.loads((partial / "training.json").read_text())
+    del rec["runs"]["tiny-rl"]
+    (partial / "training.json").write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match="lacks the sparsity runs \\['tiny-rl'\\]"):
+        measure_claim("sparsity", partial, ClaimSettings(n_boot=200))
 
 
 def test_tiny_spurious_claim_runs_through_the_cli(tiny_claims, tmp_path):

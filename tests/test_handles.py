@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import char_tokenizer, tiny_model
 
 import probes
 from probes import Site
@@ -220,3 +220,10 @@ def test_one_checkpoint_one_fingerprint_and_tokenization_in_every_adapter(arch, 
             torch.testing.assert_close(out.acts[s][mask], ref.acts[s][mask], atol=1e-5, rtol=0)
     # and another checkpoint of the same architecture is still told apart
     assert not tl.fingerprint.matches(probes.wrap(model_dir(arch, seed=1)).fingerprint)
+
+
+def test_edits_naming_one_site_twice_are_refused():
+    h = probes.wrap(tiny_model(), char_tokenizer())
+    ids = torch.tensor([[5, 6, 7]])
+    with pytest.raises(ValueError, match="twice"):
+        h.run(ids, edits={"1": lambda x: x, Site(1): lambda x: x + 1})

@@ -188,7 +188,15 @@ class ModelHandle(ABC):
                 raise ValueError("with past_key_values, pass position_ids for the new tokens")
             position_ids = position_ids_from_mask(attention_mask)
         reads = as_sites(read, self.n_layers) if read else []
-        edit_map = {Site.parse(s).check(self.n_layers): f for s, f in (edits or {}).items()}
+        edit_map = {}
+        for s, f in (edits or {}).items():
+            site = Site.parse(s).check(self.n_layers)
+            if site in edit_map:  # e.g. "3" and Site(3): one would silently replace the other
+                raise ValueError(
+                    f"edits name {site} twice (as {s!r} and another key): compose the two "
+                    "edits into one function for that site"
+                )
+            edit_map[site] = f
         if stop_early and not reads:
             raise ValueError("stop_early needs at least one site to read")
         if stop_early and (past_key_values is not None or use_cache):

@@ -256,9 +256,16 @@ def _sparsity(recipe: ClaimsRecipe, folder: Path, s: ClaimSettings, bar: Any) ->
     from .train import measure_update
 
     record = training_record(folder)
-    runs = [r for r in recipe.of_claim("sparsity") if r.name in record["runs"]]
+    runs = recipe.of_claim("sparsity")
+    missing = [r.name for r in runs if r.name not in record["runs"]]
+    if missing:  # a verdict over some of the comparisons would read as one over all
+        raise ValueError(
+            f"{folder}/training.json lacks the sparsity runs {missing}: train them with "
+            f"rsteer organism train --recipe {recipe.path} --out {folder} (finished runs "
+            "are skipped)"
+        )
     if not runs:
-        raise ValueError(f"{folder}/training.json holds no sparsity runs: train them first")
+        raise ValueError(f"{recipe.path} names no sparsity runs")
     rows = []
     for r in runs:
         entry = record["runs"][r.name]
