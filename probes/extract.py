@@ -130,12 +130,10 @@ class ActivationTable:
                 raise ValueError(
                     f"table {i} holds other sites than table 0: extract the same sites"
                 )
-        # each table numbers its traces from 0: shift them so that they stay apart
-        ids, offset = [], 0
-        for t in tables:
-            ids.append(t.trace_ids + offset)
-            if renumber and len(t.trace_ids):
-                offset += int(t.trace_ids.max()) + 1
+        ids = [t.trace_ids for t in tables]
+        if renumber:  # each table numbers its traces from 0: shift them so that they stay apart
+            ends = [int(x.max()) + 1 if len(x) else 0 for x in ids]
+            ids = [x + sum(ends[:i]) for i, x in enumerate(ids)]
         hashes = {t.data_hash for t in tables}
         return ActivationTable(
             {s: torch.cat([t.acts[s] for t in tables]) for s in t0.acts},

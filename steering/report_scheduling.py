@@ -290,7 +290,8 @@ def temperature_verdicts(res: dict) -> list[str]:
         )
         out.append(
             f"**Sharpening or scheduling?** The base's best temperature{_chosen(tp)} is "
-            f"{t_best} (pass@1 {pct(best['base'])} on the test problems). Lowering the base's temperature alone recovers "
+            f"{t_best} (pass@1 {pct(best['base'])} on the test problems). Lowering the "
+            f"base's temperature alone recovers "
             f"{pct(alone['value'])}{_ci(alone['ci'])} of the T = {study['temperature']:g} "
             f"gain; at {t_best} {remain}."
         )

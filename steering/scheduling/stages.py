@@ -222,29 +222,32 @@ def stage_temperature(run, res: dict, table) -> dict:
     # problems it is measured on, the max of noisy means would flatter the base)
     key = ["temperature", cache_key(run, res), selection_key(sel), "best on dev", len(dev)]
 
+    def samples_at(temp: float) -> int:
+        return 1 if temp == 0 else h.n
+
+    def pass1(which: str, problems, temp: float, seed: int):
+        """Per-problem pass@1 of ``which`` at ``temp`` (greedy: one sample)."""
+        n = samples_at(temp)
+        kw = run.sampling_kwargs(problems, n, seed)
+        kw["params"] = kw["params"].replace(temperature=temp)
+        return run.score(problems, run.sample_with(which, kw)) / n
+
     def compute() -> dict:
         st = Study(run, res, sel)
         grid = []
         study_t = run.cfg.sampling.temperature
-        dev_base = {}
+        dev_seed = run.seed + DEV_TEMPERATURE_SEED
+        dev_base = {t: float(pass1("base", dev, t, dev_seed).mean()) for t in h.temperatures}
         for temp in h.temperatures:
-            n = 1 if temp == 0 else h.n
-            kw = run.sampling_kwargs(dev, n, run.seed + DEV_TEMPERATURE_SEED)
-            kw["params"] = kw["params"].replace(temperature=temp)
-            dev_base[temp] = float((run.score(dev, run.sample_with("base", kw)) / n).mean())
-        for temp in h.temperatures:
-            n = 1 if temp == 0 else h.n
             if temp == study_t:
                 base, rl = st.base, st.rl  # the passk stage's larger sample
             else:
-                kw = run.sampling_kwargs(st.problems, n, run.seed + TEST_SEED)
-                kw["params"] = kw["params"].replace(temperature=temp)
                 base, rl = (
-                    run.score(st.problems, run.sample_with(w, kw)) / n for w in ("base", "rl")
+                    pass1(w, st.problems, temp, run.seed + TEST_SEED) for w in ("base", "rl")
                 )
             row: dict[str, Any] = {
                 "temperature": temp,
-                "n": res["passk"]["n"] if temp == study_t else n,
+                "n": res["passk"]["n"] if temp == study_t else samples_at(temp),
                 "base": float(base.mean()),
                 "rl": float(rl.mean()),
                 "base_per_problem": base.tolist(),
